@@ -1,0 +1,30 @@
+"""cmsc-tf: TensorFlow / Keras 3 implementation of the CMSC super-resolution network."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="cmsc-tf",
+    version="0.1.0",
+    description=(
+        "Cascaded Multi-Scale Cross network (Hu et al. 2018) for single-image "
+        "super-resolution, in TensorFlow / Keras 3."
+    ),
+    packages=find_packages(include=["cmsc_tf", "cmsc_tf.*", "training", "training.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.18,<2.22",
+        "keras>=3.8,<4",
+        "tensorflow-datasets>=4.9.7,<5",
+        "numpy>=1.26,<3",
+        "scikit-image>=0.24,<0.27",
+        "absl-py>=2.1,<3",
+        "pyrtools>=1.0.4,<2",
+        "tqdm>=4.66,<5",
+        "pillow>=10,<14",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+        ],
+    },
+)
