@@ -123,8 +123,17 @@ def test_evaluate_any_set_name_json_and_saved_images(tmp_path):
     colour = np.asarray(Image.open(tmp_path / "sr" / "Mine" / "x3" / "colour.png"))
     gray = np.asarray(Image.open(tmp_path / "sr" / "Mine" / "x3" / "gray.png"))
     assert colour.shape == (81, 90, 3) and gray.shape == (81, 90)
-    # The saved colour image is close to the original (bicubic x3 of a smooth image).
-    assert np.abs(colour.astype(int) - rgb).mean() < 8
+    # Saved luminance = the prediction (up to uint8 rounding of R, G, B);
+    # saved chroma = bicubic x3 of the HR chroma.
+    saved = cmsc_tf.color.rgb2ycbcr(colour / 255)
+    hr_ycbcr = cmsc_tf.color.rgb2ycbcr(rgb / 255)
+    bicubic = cmsc_tf.imresize.imresize_np(cmsc_tf.imresize.imresize_np(hr_ycbcr, 1 / 3), 3)
+    _, sr, _ = protocol.score_image(protocol.hr_luminance(rgb, 3), 3, protocol.bicubic_predictor, ())
+    # Pixels whose R, G or B left [0, 1] were clipped: check the bulk.
+    assert np.mean(np.abs(saved[..., 0] - sr) < 1.5 / 255) > 0.95
+    assert np.mean(np.abs(saved[..., 1:] - bicubic[..., 1:]) < 3 / 255) > 0.95
+    np.testing.assert_array_equal(gray, np.floor(np.clip(protocol.score_image(
+        protocol.hr_luminance(rgb[..., 1], 3), 3, protocol.bicubic_predictor, ())[1], 0, 1) * 255 + 0.5))
     assert not list((tmp_path / "sr").rglob(".*"))  # no temporary files left
 
     evaluation.write_json(results, tmp_path / "out.json")
