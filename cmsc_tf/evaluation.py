@@ -22,6 +22,9 @@ DEFAULT_DATASETS = ("Set5", "Set14", "BSD100", "Urban100")
 DEFAULT_SCALES = (2, 3, 4)
 DEFAULT_METRICS = ("psnr", "ssim", "ifc")
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
+# The embedded default set: photographs that ship with scikit-image (no download).
+EMBEDDED_SET = "skimage"
+_EMBEDDED_PHOTOGRAPHS = ("astronaut", "camera", "chelsea", "coffee", "rocket")
 # Printed precision of Table III.
 _DECIMALS = {"psnr": 2, "ssim": 4, "ifc": 4}
 
@@ -29,6 +32,19 @@ _DECIMALS = {"psnr": 2, "ssim": 4, "ifc": 4}
 def list_images(folder):
     """The image files of a set folder, sorted by name."""
     return sorted(p for p in pathlib.Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def write_embedded_benchmark(folder):
+    """Writes the scikit-image photographs as the set ``folder/skimage``; returns ``folder``.
+
+    The default when no data folder is given: evaluation then runs anywhere,
+    without the benchmark sets.
+    """
+    import skimage.data
+
+    for name in _EMBEDDED_PHOTOGRAPHS:
+        _save_png(getattr(skimage.data, name)(), pathlib.Path(folder) / EMBEDDED_SET / f"{name}.png")
+    return folder
 
 
 def _atomic_write(path, write):

@@ -202,3 +202,14 @@ def test_cli_usage_errors_are_one_line_messages(tmp_path):
     run = _run_cli("--model=nonsense.txt", f"--data_dir={tmp_path}")
     assert run.returncode != 0
     assert "must be 'bicubic'" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_embedded_default_set_is_the_skimage_photographs(tmp_path):
+    import skimage.data
+
+    folder = evaluation.write_embedded_benchmark(tmp_path)
+    paths = evaluation.list_images(folder / evaluation.EMBEDDED_SET)
+    assert [p.stem for p in paths] == ["astronaut", "camera", "chelsea", "coffee", "rocket"]
+    np.testing.assert_array_equal(protocol.read_image(paths[0]), skimage.data.astronaut())  # lossless
+    (record,) = evaluation.evaluate(protocol.bicubic_predictor, folder, [evaluation.EMBEDDED_SET], [4], ["psnr"])
+    assert len(record["images"]) == 5 and 20 < record["psnr"] < 40
