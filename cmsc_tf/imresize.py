@@ -19,6 +19,7 @@ matrices in-graph from the (possibly dynamic) lengths and a (possibly tensor)
 scale, so it works inside ``tf.data`` and exported graphs.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -46,11 +47,14 @@ def _cubic_np(t):
     ) * ((absx > 1) & (absx <= 2))
 
 
+# Benchmark sets repeat a few image sizes: reuse their matrices (read-only).
+@functools.lru_cache(maxsize=64)
 def weight_matrix_np(in_length, out_length, scale):
     """The ``(out_length, in_length)`` float64 matrix of one 1-D MATLAB bicubic resize.
 
     Mirrors MATLAB's ``contributions``; the dropped all-zero tap columns of
-    MATLAB make no difference in a dense matrix.
+    MATLAB make no difference in a dense matrix. The result is cached and
+    read-only.
     """
     if scale < 1:  # antialiasing: stretch the kernel
         kernel_scale = scale
@@ -70,6 +74,7 @@ def weight_matrix_np(in_length, out_length, scale):
     matrix = np.zeros((out_length, in_length), dtype=np.float64)
     rows = np.broadcast_to(np.arange(out_length)[:, None], columns.shape)
     np.add.at(matrix, (rows, columns), weights)
+    matrix.flags.writeable = False
     return matrix
 
 
@@ -133,7 +138,7 @@ def imresize_np(image, scale=None, output_shape=None):
     result = image.astype(np.float64)
     # Smaller scale first, rows first on ties (a stable sort, as MATLAB's).
     for axis in sorted((0, 1), key=lambda a: scales[a]):
-        matrix = weight_matrix_np(image.shape[axis], out_shape[axis], scales[axis])
+        matrix = weight_matrix_np(int(image.shape[axis]), int(out_shape[axis]), float(scales[axis]))
         result = np.moveaxis(np.tensordot(matrix, result, axes=([1], [axis])), 0, axis)
         if is_uint8:
             result = _round_uint8(result)
