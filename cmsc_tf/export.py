@@ -57,44 +57,47 @@ def model_metadata(model):
 
 
 class _ServingModule(tf.Module):
-    """Holds the model's variables and the three signature functions."""
+    """Holds the model's variables and the three signature functions.
+
+    The Keras model itself is only captured by the functions' closures, not
+    tracked as an attribute: tracking both it and its tf.Variables would
+    store every weight twice in the checkpoint.
+    """
 
     def __init__(self, model, metadata_path):
         super().__init__(name="cmsc_serving")
-        self._model = model
         # Raw tf.Variables in model.weights order: restoring them into a
         # freshly built Keras model needs only this list (see upscaler.py).
         self.model_weights = [w.value for w in model.weights]
         self.metadata = tf.saved_model.Asset(metadata_path)
 
+        def network(bicubic_y):
+            return final_output(model, bicubic_y)
+
+        def upscale_rgb(images, scale):
+            y, cbcr = pipeline.upsample_ycbcr(images, pipeline.normalize_scale_tf(scale))
+            return pipeline.merge_ycbcr(network(y), cbcr)
+
+        def upscale_images(images, scale):
+            return {"images": upscale_rgb(images, scale)}
+
+        def upscale_encoded(image_bytes, scale):
+            def one(encoded):
+                image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+                return tf.io.encode_png(upscale_rgb(image[None], scale)[0])
+
+            return {"png_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.string)}
+
+        def network_y(bicubic_y):
+            return {"final": network(bicubic_y)}
+
         spec_images = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
         spec_bytes = tf.TensorSpec([None], tf.string, name="image_bytes")
         spec_scale = tf.TensorSpec([], tf.float32, name="scale")
         spec_y = tf.TensorSpec([None, None, None, 1], tf.float32, name="bicubic_y")
-
-        self.serving_default = tf.function(self._upscale_images, input_signature=[spec_images, spec_scale])
-        self.upscale_encoded = tf.function(self._upscale_encoded, input_signature=[spec_bytes, spec_scale])
-        self.network_y = tf.function(self._network_y, input_signature=[spec_y])
-
-    def _network(self, bicubic_y):
-        return final_output(self._model, bicubic_y)
-
-    def _upscale_rgb(self, images, scale):
-        y, cbcr = pipeline.upsample_ycbcr(images, pipeline.normalize_scale_tf(scale))
-        return pipeline.merge_ycbcr(self._network(y), cbcr)
-
-    def _upscale_images(self, images, scale):
-        return {"images": self._upscale_rgb(images, scale)}
-
-    def _upscale_encoded(self, image_bytes, scale):
-        def one(encoded):
-            image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
-            return tf.io.encode_png(self._upscale_rgb(image[None], scale)[0])
-
-        return {"png_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.string)}
-
-    def _network_y(self, bicubic_y):
-        return {"final": self._network(bicubic_y)}
+        self.serving_default = tf.function(upscale_images, input_signature=[spec_images, spec_scale])
+        self.upscale_encoded = tf.function(upscale_encoded, input_signature=[spec_bytes, spec_scale])
+        self.network_y = tf.function(network_y, input_signature=[spec_y])
 
 
 def export_saved_model(model, base_dir, name, version=1, overwrite=False):

@@ -26,7 +26,7 @@ class ImageError(Exception):
     """A file that cannot be read or written as an image; the message names the file."""
 
 
-def _wide_to_uint8(array):
+def wide_to_uint8(array):
     # 16-bit data: 0..65535 -> 0..255 with round(v / 257); the "I" mode of a
     # 16-bit PNG holds the same 0..65535 values in int32.
     return np.floor(np.clip(array.astype(np.float64), 0, 65535) / 257.0 + 0.5).astype(np.uint8)
@@ -38,7 +38,7 @@ def to_array(image, name="image"):
         raise ImageError(f"{name}: image is empty ({image.size[0]}x{image.size[1]} pixels)")
     mode = image.mode
     if mode in _WIDE_INTEGER_MODES:
-        return _wide_to_uint8(np.asarray(image))
+        return wide_to_uint8(np.asarray(image))
     if mode == "1":
         image = image.convert("L")
     elif mode in ("P", "PA"):
@@ -49,6 +49,16 @@ def to_array(image, name="image"):
     elif mode not in _DIRECT_MODES:
         image = image.convert("RGBA" if "A" in mode else "RGB")
     return np.asarray(image, dtype=np.uint8)
+
+
+def _png_header_size(path):
+    """(width, height) from a PNG's IHDR, or None: Pillow refuses zero-sized PNGs
+    as "cannot identify", which would hide the real problem from the user."""
+    with open(path, "rb") as f:
+        header = f.read(24)
+    if len(header) == 24 and header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR":
+        return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    return None
 
 
 def read_image(path):
@@ -67,11 +77,20 @@ def read_image(path):
     except PIL.Image.DecompressionBombError as error:
         raise ImageError(f"{path}: image too large to read safely ({error})") from None
     except PIL.UnidentifiedImageError:
+        size = _png_header_size(path)
+        if size is not None and min(size) == 0:
+            raise ImageError(f"{path}: image is empty ({size[0]}x{size[1]} pixels)") from None
         raise ImageError(f"{path}: unsupported or unrecognised image format") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         # Pillow reports truncated or damaged data with these (and zero sizes
         # in headers as SyntaxError / ValueError).
         raise ImageError(f"{path}: corrupt or unreadable image data ({error})") from None
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def output_format(path):
@@ -102,6 +121,8 @@ def write_image(path, array):
     try:
         with os.fdopen(handle, "wb") as f:
             image.save(f, format=image_format)
+            # mkstemp makes the file private (0600); give it the usual mode.
+            os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     except BaseException as error:
         os.unlink(temporary)
