@@ -11,7 +11,7 @@ Signatures (names are the serving contract; ``docs/serving.md`` shows them):
   string ``[batch]``. Each image is decoded to RGB, upscaled as above and
   encoded to PNG, so the images of a batch may differ in size. TF-Serving's
   REST API base64-encodes outputs whose name ends in ``_bytes``.
-* ``network_y``: the raw network, ``bicubic_y`` float32 ``[batch, H, W, 1]``
+* ``luminance``: the raw network, ``bicubic_y`` float32 ``[batch, H, W, 1]``
   (bicubic-upsampled luminance in [0, 1]) -> ``final`` float32, same shape.
 
 Metadata for tiling (the receptive radius) and for rebuilding the Keras model
@@ -97,7 +97,7 @@ class _ServingModule(tf.Module):
         spec_y = tf.TensorSpec([None, None, None, 1], tf.float32, name="bicubic_y")
         self.serving_default = tf.function(upscale_images, input_signature=[spec_images, spec_scale])
         self.upscale_encoded = tf.function(upscale_encoded, input_signature=[spec_bytes, spec_scale])
-        self.network_y = tf.function(network_y, input_signature=[spec_y])
+        self.luminance = tf.function(network_y, input_signature=[spec_y])
 
 
 def export_saved_model(model, base_dir, name, version=1, overwrite=False):
@@ -130,7 +130,7 @@ def export_saved_model(model, base_dir, name, version=1, overwrite=False):
                 signatures={
                     "serving_default": module.serving_default,
                     "upscale_encoded": module.upscale_encoded,
-                    "network_y": module.network_y,
+                    "luminance": module.luminance,
                 },
             )
         if target.exists():

@@ -96,9 +96,9 @@ def _saved_model_network(path, precision):
     loaded = tf.saved_model.load(str(path))
     radius = metadata.get("receptive_radius")
     if precision == "float32":
-        if "network_y" not in loaded.signatures:
-            raise ValueError(f"{path}: SavedModel has no 'network_y' signature (not written by cmsc_tf.export)")
-        signature = loaded.signatures["network_y"]
+        if "luminance" not in loaded.signatures:
+            raise ValueError(f"{path}: SavedModel has no 'luminance' signature (not written by cmsc_tf.export)")
+        signature = loaded.signatures["luminance"]
         return (lambda y: signature(bicubic_y=tf.constant(y[None], tf.float32))["final"][0].numpy()), radius
     if not metadata.get("keras_config"):
         raise ValueError(f"{path}: precision {precision!r} needs a SavedModel written by cmsc_tf.export")

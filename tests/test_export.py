@@ -56,7 +56,7 @@ def test_layout_is_versioned_atomic_and_carries_metadata(exported):
 def test_network_signature_reproduces_the_keras_model(exported):
     model, _, _, loaded = exported
     y = np.random.default_rng(0).uniform(size=(2, 19, 26, 1)).astype(np.float32)
-    out = loaded.signatures["network_y"](bicubic_y=tf.constant(y))["final"].numpy()
+    out = loaded.signatures["luminance"](bicubic_y=tf.constant(y))["final"].numpy()
     np.testing.assert_allclose(out, model(y, training=False)[-1].numpy(), rtol=0, atol=1e-5)
 
 
