@@ -152,3 +152,17 @@ def test_documented_rest_bodies_match_the_signatures(exported):
     check_inputs_against_signature(signature, tensors)
     png = signature(**tensors)["png_bytes"].numpy()[0]
     assert_same_image(tf.io.decode_png(png).numpy(), reference_upscale(model, rgb, 2.0))
+
+
+def test_committed_vdsr_savedmodel_is_the_public_vdsr(shared_dir):
+    """savedmodels/vdsr/1 (in the repository) reproduces build_model('vdsr') with the public weights."""
+    import cmsc_tf
+
+    committed = pathlib.Path(__file__).resolve().parents[1] / "savedmodels" / "vdsr" / "1"
+    model = cmsc_tf.load_vdsr_weights(
+        cmsc_tf.build_model("vdsr"), str(shared_dir / "reference_models" / "vdsr_291_x234.npz")
+    )
+    y = np.random.default_rng(3).uniform(size=(1, 17, 23, 1)).astype(np.float32)
+    out = tf.saved_model.load(str(committed)).signatures["luminance"](bicubic_y=tf.constant(y))["final"]
+    np.testing.assert_allclose(out.numpy(), model(y, training=False).numpy(), rtol=0, atol=1e-5)
+    assert read_metadata(committed)["receptive_radius"] == model.receptive_radius == 20
