@@ -21,10 +21,15 @@ setup(
         "pyrtools>=1.0.4,<2",
         "tqdm>=4.66,<5",
         "pillow>=10,<14",
+        "scipy>=1.11,<2",
+        "ai-edge-litert>=2.0,<3",
     ],
     extras_require={
+        "serving": ["tensorflow-serving-api>=2.18,<2.22"],
         "test": [
             "pytest>=8,<10",
+            "tensorflow-serving-api>=2.18,<2.22",
         ],
     },
+    entry_points={"console_scripts": ["cmsc-upscale = cmsc_tf.cli:main"]},
 )

@@ -1,5 +1,8 @@
 """cmsc-tf: the Cascaded Multi-Scale Cross network (Hu et al. 2018) in Keras 3."""
 
+from cmsc_tf.color import luminance, rgb2ycbcr, rgb2ycbcr_tf, ycbcr2rgb, ycbcr2rgb_tf
+from cmsc_tf.export import export_saved_model
+from cmsc_tf.imresize import imresize_np, imresize_tf
 from cmsc_tf.layers import (
     ConvUnit,
     MultiScaleCrossBlock,
@@ -7,7 +10,9 @@ from cmsc_tf.layers import (
     WeightedEnsemble,
 )
 from cmsc_tf.losses import HalfSquaredError, cascade_alpha, cascade_loss
+from cmsc_tf.metrics import ifc, psnr, ssim
 from cmsc_tf.model import CMSC, VARIANTS, build_model, variant_config
+from cmsc_tf.upscaler import Upscaler
 from cmsc_tf.vdsr_weights import load_vdsr_weights
 
 __version__ = "0.1.0"

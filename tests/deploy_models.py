@@ -1,5 +1,6 @@
 """Small real networks for the deployment tests (imported by test_*.py next to it)."""
 
+import keras
 import numpy as np
 
 import cmsc_tf
@@ -12,6 +13,7 @@ def small_cmsc(seed=0, perturbation=0.05):
     bicubic) and are perturbed, so the output depends on every layer but
     stays in a sane range, as for a trained network.
     """
+    keras.utils.set_random_seed(seed)  # the body's He initialisation too: tests must not vary run to run
     model = cmsc_tf.build_model(
         "cmsc", num_features=8, num_stages=2, num_modules=1, reconstruction_initializer="zeros"
     )

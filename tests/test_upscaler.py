@@ -88,11 +88,15 @@ def test_self_ensemble_averages_the_network_over_eight_transforms(model):
 
 
 def test_bfloat16_precision_stays_close_to_float32(model):
-    rgb = random_rgb(16, 16, seed=7)
-    full = Upscaler(model).upscale(rgb, 2.0)
-    reduced = Upscaler(model, precision="bfloat16").upscale(rgb, 2.0)
-    # bfloat16 keeps 8 bits of mantissa: a few grey levels at most here.
-    assert np.abs(reduced.astype(int) - full).max() <= 4
+    y = np.random.default_rng(7).uniform(size=(24, 20, 1)).astype(np.float32)
+    residual = Upscaler(model).network_y(y) - y
+    residual_bf16 = Upscaler(model, precision="bfloat16").network_y(y) - y
+    # bfloat16 keeps 8 bits of mantissa (relative rounding error 2^-9); over
+    # the network's layers the errors add up to a few percent of the residual
+    # the network predicts, never more. (This random network's residual is
+    # large, so the test is strict; a trained one's is small.)
+    error = np.abs(residual_bf16 - residual).max()
+    assert 0 < error <= 0.05 * np.abs(residual).max()
     with pytest.raises(ValueError, match="precision must be one of"):
         Upscaler(model, precision="int4")
 
