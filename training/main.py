@@ -131,7 +131,7 @@ def main(argv):
     from training import train_lib
 
     try:
-        summary = train_lib.run(config_from_flags(), flags_text=resolved_flags())
+        summary, _ = train_lib.run(config_from_flags(), flags_text=resolved_flags())
     except (ValueError, FileNotFoundError, train_lib.TrainingError) as error:
         logging.error("%s", error)
         sys.exit(f"error: {error}")

@@ -12,8 +12,11 @@ border effects included only where the image really has a border.
 
 Values: HR is the luminance in [0, 1] (uint8 Y / 255, protocol.md), LR the
 float result of the degradation, no rounding (protocol.md step 4). The
-downscaled augmentation variants are rounded back to uint8 levels, as MATLAB's
-`imresize` does on the uint8 images that VDSR's augmentation script writes.
+downscaled augmentation variants are rounded back to uint8 levels, since
+VDSR's augmentation script writes them as 8-bit images; the resize itself is
+done in float and rounded once (MATLAB's uint8 `imresize` rounds after each of
+its two 1-D passes, which moves ~18% of the pixels by one level: immaterial
+for training, and not expressible with the float-only `imresize_tf`).
 
 Two modes:
 - "paper": the fixed set above, shuffled each epoch; an epoch is all of it.
@@ -134,7 +137,7 @@ def augment(y, variant):
     y = tf.cast(y, tf.float32)
 
     def shrink(factor):
-        # uint8 semantics: MATLAB imresize on a uint8 image rounds and clips.
+        # Back to uint8 levels (rounded, clipped), see the module docstring.
         return lambda: tf.clip_by_value(tf.floor(imresize_tf(y, scale=factor) + 0.5), 0.0, 255.0)
 
     y = tf.switch_case(downscale, [lambda: y] + [shrink(f) for f in DOWNSCALES[1:]])

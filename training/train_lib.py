@@ -104,7 +104,9 @@ def make_strategy(name, tpu=""):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        # All local GPUs; without GPUs, every logical CPU device (one unless split).
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multi_worker":
         # Cluster from the TF_CONFIG environment variable (see docs/training.md).
         if "TF_CONFIG" not in os.environ:
@@ -267,7 +269,7 @@ def _warn_on_changed_config(model_dir, config):
 
 
 def run(config, flags_text=None):
-    """Trains (or resumes) according to `config`; returns a dict summary of the run.
+    """Trains (or resumes) according to `config`; returns (summary dict, trained model).
 
     `flags_text`, if given, is written to `<model_dir>/flags.txt` (the resolved
     command line, reusable with --flagfile).
@@ -326,7 +328,7 @@ def run(config, flags_text=None):
                                          end_epoch=end_epoch)
         model.fit(data, initial_epoch=first_epoch, epochs=end_epoch,
                   steps_per_epoch=steps_per_epoch - first_step if first_step else steps_per_epoch,
-                  callbacks=callbacks, verbose=config.verbose)
+                  callbacks=callbacks, verbose=config.verbose, shuffle=False)
 
     start = time.perf_counter()
     if start_epoch < config.epochs:
@@ -365,5 +367,5 @@ def run(config, flags_text=None):
     if chief:
         checkpointing.write_atomically(model_dir / "summary.json",
                                        json.dumps(summary, indent=1, default=str) + "\n")
-    return summary
+    return summary, model
 
