@@ -23,7 +23,9 @@ def main(argv):
             count = int(option.split("=")[1])
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration()] * count)
-    from absl import flags
+    from absl import flags, logging
+
+    logging.set_verbosity(logging.INFO)
 
     from training import main as training_main
     from training import train_lib

@@ -23,7 +23,7 @@ from absl import logging
 import cmsc_tf
 from cmsc_tf import protocol
 from training import callbacks as cb
-from training import checkpointing
+from training import checkpointing, optimizers
 from training import pipeline as data_pipeline
 from training.datasets import loading
 
@@ -126,21 +126,11 @@ def is_chief(strategy):
 
 
 def make_optimizer(config, steps_per_epoch):
-    """The paper's SGD (or Adam): lr divided by `lr_decay_factor` every `lr_decay_epochs` epochs.
-
-    `clipvalue` clips each gradient element to [-clip, clip]. Keras's
-    `weight_decay` is decoupled (w -= lr * wd * w, outside the momentum),
-    which for SGD differs from Caffe's L2-in-the-gradient only in how the
-    decay term passes through momentum.
-    """
-    schedule = keras.optimizers.schedules.ExponentialDecay(
-        config.learning_rate, decay_steps=max(1, config.lr_decay_epochs * steps_per_epoch),
-        decay_rate=config.lr_decay_factor, staircase=True)
-    clip = dict(clipvalue=config.clip_value) if config.clip_value > 0 else {}
-    decay = dict(weight_decay=config.weight_decay) if config.weight_decay > 0 else {}
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=config.momentum, **clip, **decay)
-    return keras.optimizers.Adam(schedule, **clip, **decay)
+    """The configured optimizer (training/optimizers.py)."""
+    return optimizers.make_optimizer(
+        config.optimizer, config.learning_rate, steps_per_epoch,
+        lr_decay_epochs=config.lr_decay_epochs, lr_decay_factor=config.lr_decay_factor,
+        momentum=config.momentum, weight_decay=config.weight_decay, clip_value=config.clip_value)
 
 
 def use_synchronized_batch_norm(model):
@@ -165,6 +155,35 @@ def build_and_compile(config, steps_per_epoch):
     model.compile(make_optimizer(config, steps_per_epoch), **cmsc_tf.cascade_loss(model),
                   jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
     return model
+
+
+def prepare_for_multi_worker_fit(model, strategy, batch_size, patch_size):
+    """Works around two failures of Keras 3's fit under MultiWorkerMirroredStrategy.
+
+    (keras-team/keras#20585, tensorflow/tensorflow#72388.) Keras 3.15
+    1. builds metrics/optimizer from a batch it first reduces with
+       `strategy.reduce`, which MultiWorkerMirroredStrategy cannot do eagerly
+       on per-replica data ("Attempt to convert a value (PerReplica...)");
+    2. averages the per-replica logs with `reduce("MEAN", axis=0)`, which fails
+       on scalar logs ("Invalid reduction dimension 0").
+    Here the model is built from a local batch of the right shape (only its
+    shapes are used), and the train function is Keras's own single step with
+    the logs averaged over replicas by `reduce("MEAN", axis=None)`. Only
+    --strategy=multi_worker uses this; --steps_per_execution is 1 there.
+    """
+    shape = (batch_size // strategy.num_replicas_in_sync, patch_size, patch_size, 1)
+    with strategy.scope():
+        model._symbolic_build(data_batch=(tf.zeros(shape), tf.zeros(shape)))
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+    @tf.function(jit_compile=False)
+    def one_step(iterator):
+        outputs = strategy.run(model.train_step, args=(next(iterator),))
+        return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), outputs)
+
+    model.train_function = one_step
 
 
 def load_training_table(config):
@@ -230,10 +249,27 @@ def make_callbacks(config, strategy, steps_per_epoch, val_images):
     return callbacks, nan_guard, checkpoint
 
 
+def inference_copy(model):
+    """The trained model rebuilt in float32, uncompiled: what users load for inference.
+
+    Leaves the training optimizer (a project class) and any mixed-precision
+    policy out of the exported files.
+    """
+    policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy("float32")
+    try:
+        copy = model.__class__.from_config(model.get_config())
+    finally:
+        keras.mixed_precision.set_dtype_policy(policy)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def export_model(model, export_dir):
     """Writes `<export_dir>.keras` and the SavedModel `<export_dir>/`, each atomically."""
     export_dir = pathlib.Path(export_dir)
     export_dir.parent.mkdir(parents=True, exist_ok=True)
+    model = inference_copy(model)
     keras_path = export_dir.with_suffix(".keras")
     tmp_keras = keras_path.with_name(f".tmp-{keras_path.name}")
     model.save(str(tmp_keras))
@@ -308,6 +344,11 @@ def run(config, flags_text=None):
         model = build_and_compile(config, steps_per_epoch)
         state = checkpointing.restore(model, config.model_dir)
 
+    if config.strategy == "multi_worker":
+        if config.steps_per_execution != 1:
+            raise ValueError("--strategy=multi_worker needs --steps_per_execution=1")
+        prepare_for_multi_worker_fit(model, strategy, config.pipeline.batch_size,
+                                     config.pipeline.patch_size)
     model_dir = pathlib.Path(config.model_dir)
     chief = is_chief(strategy)
     if state:
