@@ -56,6 +56,7 @@ class ConvUnit(keras.layers.Layer):
         negative_slope=0.2,
         use_bias=True,
         kernel_initializer="he_normal",
+        sync_batch_norm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -70,6 +71,7 @@ class ConvUnit(keras.layers.Layer):
         self.negative_slope = negative_slope
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.sync_batch_norm = sync_batch_norm
 
         # === Layers ===
         self.conv = _make_conv(
@@ -81,7 +83,9 @@ class ConvUnit(keras.layers.Layer):
             self.dtype_policy,
         )
         self.norm = (
-            keras.layers.BatchNormalization(name="bn", dtype=self.dtype_policy)
+            keras.layers.BatchNormalization(
+                synchronized=sync_batch_norm, name="bn", dtype=self.dtype_policy
+            )
             if batch_norm
             else None
         )
@@ -122,6 +126,7 @@ class ConvUnit(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),
+                "sync_batch_norm": self.sync_batch_norm,
             }
         )
         return config
@@ -156,6 +161,7 @@ class MultiScaleCrossBlock(keras.layers.Layer):
         activation="leaky_relu",
         negative_slope=0.2,
         kernel_initializer="he_normal",
+        sync_batch_norm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -176,6 +182,7 @@ class MultiScaleCrossBlock(keras.layers.Layer):
         self.activation = activation
         self.negative_slope = negative_slope
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.sync_batch_norm = sync_batch_norm
 
         # === Layers ===
         self.branches = []
@@ -189,6 +196,7 @@ class MultiScaleCrossBlock(keras.layers.Layer):
                 activation=activation,
                 negative_slope=negative_slope,
                 kernel_initializer=self.kernel_initializer,
+                sync_batch_norm=sync_batch_norm,
                 name=f"{side}_1",
                 dtype=self.dtype_policy,
             )
@@ -198,6 +206,7 @@ class MultiScaleCrossBlock(keras.layers.Layer):
                 batch_norm=batch_norm,
                 activation=None,
                 kernel_initializer=self.kernel_initializer,
+                sync_batch_norm=sync_batch_norm,
                 name=f"{side}_2",
                 dtype=self.dtype_policy,
             )
@@ -268,6 +277,7 @@ class MultiScaleCrossBlock(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),
+                "sync_batch_norm": self.sync_batch_norm,
             }
         )
         return config
@@ -306,6 +316,7 @@ class ResidualFeaturesSubnetwork(keras.layers.Layer):
         negative_slope=0.2,
         use_bias=True,
         kernel_initializer="he_normal",
+        sync_batch_norm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -327,6 +338,7 @@ class ResidualFeaturesSubnetwork(keras.layers.Layer):
         self.negative_slope = negative_slope
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.sync_batch_norm = sync_batch_norm
 
         # === Layers ===
         unit_args = dict(
@@ -335,6 +347,7 @@ class ResidualFeaturesSubnetwork(keras.layers.Layer):
             negative_slope=negative_slope,
             use_bias=use_bias,
             kernel_initializer=self.kernel_initializer,
+            sync_batch_norm=sync_batch_norm,
             dtype=self.dtype_policy,
         )
         self.entry = (
@@ -351,6 +364,7 @@ class ResidualFeaturesSubnetwork(keras.layers.Layer):
                     activation=activation,
                     negative_slope=negative_slope,
                     kernel_initializer=self.kernel_initializer,
+                    sync_batch_norm=sync_batch_norm,
                     name=f"module_{i + 1}",
                     dtype=self.dtype_policy,
                 )
@@ -408,6 +422,7 @@ class ResidualFeaturesSubnetwork(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),
+                "sync_batch_norm": self.sync_batch_norm,
             }
         )
         return config

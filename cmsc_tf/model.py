@@ -99,6 +99,7 @@ class CMSC(keras.Model):
         use_bias=True,
         kernel_initializer="he_normal",
         reconstruction_initializer="he_normal",
+        sync_batch_norm=False,
         **kwargs,
     ):
         _check_positive_int("num_stages", num_stages)
@@ -113,6 +114,7 @@ class CMSC(keras.Model):
             negative_slope=negative_slope,
             use_bias=use_bias,
             kernel_initializer=kernel_initializer,
+            sync_batch_norm=sync_batch_norm,
         )
         inputs = keras.Input(shape=(None, None, 1), name="bicubic_y")
         features = ConvUnit(num_features, 3, name="feature_extraction", **unit_args)(
@@ -182,6 +184,7 @@ class CMSC(keras.Model):
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.reconstruction_initializer = reconstruction_initializer
+        self.sync_batch_norm = sync_batch_norm
 
     @property
     def convs_per_module(self):
@@ -246,6 +249,7 @@ class CMSC(keras.Model):
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer,
             "reconstruction_initializer": self.reconstruction_initializer,
+            "sync_batch_norm": self.sync_batch_norm,
         }
 
     @classmethod
@@ -275,6 +279,7 @@ _CONSTRUCTOR_ARGS = (
     "use_bias",
     "kernel_initializer",
     "reconstruction_initializer",
+    "sync_batch_norm",
     "name",
 )
 

@@ -138,6 +138,7 @@ def test_weighted_ensemble_starts_at_mean_and_is_linear():
 
 LAYER_CASES = [
     (ConvUnit, dict(num_features=5, kernel_size=3, activation="relu", batch_norm=False)),
+    (ConvUnit, dict(num_features=4, kernel_size=5, sync_batch_norm=True)),
     (MultiScaleCrossBlock, dict(num_features=4, kernel_sizes=(3, 7), fused=True, fused_activation=True)),
     (MultiScaleCrossBlock, dict(num_features=4, kernel_sizes=(5, 5))),
     (ResidualFeaturesSubnetwork, dict(num_features=4, num_modules=2, module_type="conv", residual=False)),
