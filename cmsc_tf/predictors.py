@@ -1,0 +1,101 @@
+"""Turning a model on disk into a predictor ``x -> sr`` for :mod:`cmsc_tf.protocol`.
+
+A predictor takes the bicubic-upsampled luminance ``x`` (float ``[H, W]`` in
+[0, 1]) and returns the prediction of the same size. Network outputs are
+clipped to [0, 1] (a displayed image cannot leave that range; the Bicubic
+baseline is not clipped, as the protocol scores it raw).
+
+Accepted model specs: ``bicubic``; a ``.keras`` file (loaded with
+``safe_mode=True`` after importing ``cmsc_tf`` so its layers are registered);
+a SavedModel directory with a ``luminance`` or ``serving_default`` signature
+taking one float32 ``[B, H, W, 1]`` tensor. The SavedModel part is kept to
+:func:`_saved_model_predictor` so it can follow the deployment signatures.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from cmsc_tf.protocol import bicubic_predictor
+
+# Preferred SavedModel signatures, in order.
+_SIGNATURES = ("luminance", "serving_default")
+
+
+def _batched(x):
+    return tf.constant(np.asarray(x, dtype=np.float32)[None, :, :, None])
+
+
+def _final_output(outputs):
+    """The final prediction of a model's outputs: ``final`` if named, else the last one."""
+    if isinstance(outputs, dict):
+        if "final" in outputs:
+            return outputs["final"]
+        if len(outputs) != 1:
+            raise ValueError(f"the model has outputs {sorted(outputs)}; name the prediction 'final'.")
+        return next(iter(outputs.values()))
+    if isinstance(outputs, (list, tuple)):
+        return outputs[-1]
+    return outputs
+
+
+def _to_image(output, shape):
+    array = np.asarray(output, dtype=np.float64)
+    if array.ndim != 4 or array.shape[0] != 1 or array.shape[-1] != 1:
+        raise ValueError(f"the model returned shape {array.shape}; expected [1, H, W, 1].")
+    return np.clip(array[0, :, :, 0], 0.0, 1.0)
+
+
+def keras_predictor(model):
+    """Predictor over an in-memory Keras model (final output, clipped to [0, 1])."""
+
+    # One trace for all image sizes.
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 1], tf.float32)])
+    def run(x):
+        return _final_output(model(x, training=False))
+
+    def predict(x):
+        return _to_image(run(_batched(x)), np.shape(x))
+
+    return predict
+
+
+def _saved_model_predictor(path):
+    loaded = tf.saved_model.load(path)
+    name = next((n for n in _SIGNATURES if n in loaded.signatures), None)
+    if name is None:
+        raise ValueError(
+            f"{path}: the SavedModel has signatures {sorted(loaded.signatures)}; expected one of {list(_SIGNATURES)}."
+        )
+    signature = loaded.signatures[name]
+    _, inputs = signature.structured_input_signature
+    if len(inputs) != 1:
+        raise ValueError(f"{path}: signature {name!r} takes {sorted(inputs)}; expected one [B, H, W, 1] tensor.")
+    (input_name,) = inputs
+
+    def predict(x):
+        return _to_image(_final_output(signature(**{input_name: _batched(x)})), np.shape(x))
+
+    # Keep the loaded object alive as long as the predictor.
+    predict.saved_model = loaded
+    return predict
+
+
+def load_predictor(spec):
+    """``bicubic``, a ``.keras`` file or a SavedModel directory -> predictor."""
+    if spec == "bicubic":
+        return bicubic_predictor
+    if os.path.isdir(spec):
+        if not os.path.isfile(os.path.join(spec, "saved_model.pb")):
+            raise ValueError(f"{spec}: a directory but not a SavedModel (no saved_model.pb).")
+        return _saved_model_predictor(spec)
+    if spec.endswith(".keras"):
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"model file not found: {spec}")
+        import keras
+
+        import cmsc_tf  # noqa: F401  (registers the cmsc_tf layers for deserialisation)
+
+        return keras_predictor(keras.saving.load_model(spec, safe_mode=True))
+    raise ValueError(f"--model must be 'bicubic', a .keras file or a SavedModel directory, got {spec!r}.")

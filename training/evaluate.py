@@ -1,0 +1,81 @@
+"""Evaluates a super-resolution model on the benchmark sets with the paper's protocol.
+
+Usage:
+  python -m training.evaluate --model=bicubic|MODEL.keras|SAVED_MODEL_DIR \
+      [--data_dir=../shared/datasets/benchmark] [--datasets=Set5,Set14,BSD100,Urban100] \
+      [--scales=2,3,4] [--metrics=psnr,ssim,ifc] [--save_images=DIR] [--output_json=PATH]
+
+Prints a Table III style table (mean PSNR / SSIM / IFC per set and scale, on
+the luminance channel, model output clipped to [0, 1]); see docs/evaluation.md.
+Without --data_dir or $CMSC_DATA_DIR it evaluates the scikit-image photographs
+(set name "skimage") instead of the benchmark sets.
+"""
+
+import os
+import tempfile
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "bicubic", "'bicubic', a .keras file, or a SavedModel directory.")
+flags.DEFINE_string(
+    "data_dir",
+    os.path.join(os.environ["CMSC_DATA_DIR"], "benchmark") if os.environ.get("CMSC_DATA_DIR") else None,
+    "Folder with one subfolder of HR images per benchmark set (default: $CMSC_DATA_DIR/benchmark, "
+    "else the scikit-image photographs).",
+)
+flags.DEFINE_list(
+    "datasets",
+    None,
+    "Sets to evaluate; absent ones are skipped (default: Set5,Set14,BSD100,Urban100, or skimage without a data_dir).",
+)
+flags.DEFINE_list("scales", ["2", "3", "4"], "Integer upscaling factors.")
+flags.DEFINE_list("metrics", ["psnr", "ssim", "ifc"], "Metrics: any of psnr, ssim, ifc.")
+flags.DEFINE_string("save_images", None, "Folder for the colour SR images (model on Y, bicubic on Cb/Cr).")
+flags.DEFINE_string("output_json", None, "Where to write the results as JSON.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        scales = [int(s) for s in FLAGS.scales]
+    except ValueError:
+        raise app.UsageError(f"--scales must be integers, got {FLAGS.scales}") from None
+    # Imported here so that --help answers without loading TensorFlow.
+    from cmsc_tf import evaluation
+
+    with tempfile.TemporaryDirectory() as embedded:
+        if FLAGS.data_dir:
+            data_dir, datasets = FLAGS.data_dir, FLAGS.datasets or list(evaluation.DEFAULT_DATASETS)
+        else:
+            data_dir = evaluation.write_embedded_benchmark(embedded)
+            datasets = FLAGS.datasets or [evaluation.EMBEDDED_SET]
+        _evaluate(data_dir, datasets, scales)
+
+
+def _evaluate(data_dir, datasets, scales):
+    """Loads the model, runs the benchmark, prints the table, writes the JSON."""
+    from cmsc_tf import evaluation, predictors
+
+    try:
+        predictor = predictors.load_predictor(FLAGS.model)
+        results = evaluation.evaluate(
+            predictor,
+            data_dir,
+            datasets=datasets,
+            scales=scales,
+            metrics=[m.lower() for m in FLAGS.metrics],
+            save_images=FLAGS.save_images,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise app.UsageError(str(err)) from None
+    print(f"Model: {FLAGS.model}")
+    print(evaluation.format_table(results, [m.lower() for m in FLAGS.metrics]))
+    if FLAGS.output_json:
+        evaluation.write_json(results, FLAGS.output_json)
+        print(f"Wrote {FLAGS.output_json}")
+
+
+if __name__ == "__main__":
+    app.run(main)
