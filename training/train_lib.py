@@ -133,25 +133,12 @@ def make_optimizer(config, steps_per_epoch):
         momentum=config.momentum, weight_decay=config.weight_decay, clip_value=config.clip_value)
 
 
-def use_synchronized_batch_norm(model):
-    """Makes every BatchNormalization of `model` compute batch statistics over all replicas.
-
-    Keras reads `synchronized` when the layer is called, so setting it on the
-    built layers is enough; it only changes training-mode statistics.
-    """
-    count = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.synchronized = True
-            count += 1
-    return count
-
-
 def build_and_compile(config, steps_per_epoch):
     """Model + optimizer + loss; call inside the strategy's scope."""
-    model = cmsc_tf.build_model(config.variant, **config.model_overrides)
-    if config.synchronized_bn:
-        use_synchronized_batch_norm(model)
+    overrides = dict(config.model_overrides)
+    if config.synchronized_bn:  # batch statistics over the global batch of all replicas
+        overrides["sync_batch_norm"] = True
+    model = cmsc_tf.build_model(config.variant, **overrides)
     model.compile(make_optimizer(config, steps_per_epoch), **cmsc_tf.cascade_loss(model),
                   jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
     return model
@@ -258,7 +245,8 @@ def inference_copy(model):
     policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy("float32")
     try:
-        copy = model.__class__.from_config(model.get_config())
+        # Synchronized BN only matters in training; the copy runs anywhere.
+        copy = model.__class__.from_config({**model.get_config(), "sync_batch_norm": False})
     finally:
         keras.mixed_precision.set_dtype_policy(policy)
     copy.set_weights(model.get_weights())
