@@ -64,6 +64,9 @@ flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bf
 flags.DEFINE_bool("xla", False, "Compile the train step with XLA (jit_compile).")
 flags.DEFINE_integer("steps_per_execution", 1, "Batches per compiled call.")
 flags.DEFINE_integer("checkpoint_every_steps", 1000, "Checkpoint every N steps (and every epoch).")
+flags.DEFINE_integer("bn_recalibration_batches", 0,
+                     "At each epoch end, set BN moving statistics to the average over this many "
+                     "fixed training batches (0: keep Keras's moving averages).")
 flags.DEFINE_bool("tensorboard", True, "TensorBoard scalars and image summaries.")
 flags.DEFINE_integer("image_summaries", 2, "Validation images shown as LR|SR|HR crops.")
 flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
@@ -114,7 +117,8 @@ def config_from_flags():
         epochs=FLAGS.epochs, model_dir=FLAGS.model_dir, export_dir=FLAGS.export_dir,
         strategy=FLAGS.strategy, tpu=FLAGS.tpu, precision=FLAGS.precision,
         jit_compile=FLAGS.xla, steps_per_execution=FLAGS.steps_per_execution,
-        checkpoint_every_steps=FLAGS.checkpoint_every_steps, tensorboard=FLAGS.tensorboard,
+        checkpoint_every_steps=FLAGS.checkpoint_every_steps,
+        bn_recalibration_batches=FLAGS.bn_recalibration_batches, tensorboard=FLAGS.tensorboard,
         image_summaries=FLAGS.image_summaries, verbose=FLAGS.verbose, seed=FLAGS.seed)
 
 
