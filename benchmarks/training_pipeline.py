@@ -41,12 +41,11 @@ def main(argv):
     import keras
     import tensorflow as tf
 
-    from training import main as training_main
     from training import pipeline, train_lib
 
     keras.mixed_precision.set_dtype_policy(FLAGS.precision)
     config = train_lib.TrainConfig(
-        variant=FLAGS.variant, model_overrides=training_main.parse_overrides(FLAGS.model_overrides),
+        variant=FLAGS.variant, model_overrides=train_lib.parse_overrides(FLAGS.model_overrides),
         train_sets=tuple(FLAGS.train_sets), data_dir=FLAGS.data_dir or "",
         tfds_dir=FLAGS.tfds_dir or "", jit_compile=FLAGS.xla,
         pipeline=pipeline.PipelineConfig(mode=FLAGS.pipeline, batch_size=FLAGS.batch_size))

@@ -11,7 +11,6 @@ Every flag is described in docs/training.md; the resolved flags are written
 to <model_dir>/flags.txt.
 """
 
-import ast
 import sys
 
 from absl import app, flags, logging
@@ -72,24 +71,6 @@ flags.DEFINE_integer("image_summaries", 2, "Validation images shown as LR|SR|HR 
 flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
 
 
-def _override_value(text):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text  # a bare word such as zeros or he_normal
-
-
-def parse_overrides(items):
-    """["a=1", "b=zeros"] -> {"a": 1, "b": "zeros"}."""
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--model_overrides entries must be key=value, got {item!r}")
-        overrides[key.strip()] = _override_value(value.strip())
-    return overrides
-
-
 def _ints(name, values):
     try:
         return tuple(int(v) for v in values)
@@ -101,7 +82,7 @@ def config_from_flags():
     from training import pipeline, train_lib  # imported after flag parsing: TF is slow to load
 
     return train_lib.TrainConfig(
-        variant=FLAGS.variant, model_overrides=parse_overrides(FLAGS.model_overrides),
+        variant=FLAGS.variant, model_overrides=train_lib.parse_overrides(FLAGS.model_overrides),
         synchronized_bn=FLAGS.synchronized_bn,
         train_sets=tuple(FLAGS.train_sets), val_set=FLAGS.val_set,
         val_scales=_ints("val_scales", FLAGS.val_scales), val_max_images=FLAGS.val_max_images,

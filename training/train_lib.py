@@ -7,6 +7,7 @@ restarted with the same command trains exactly the batches it had not
 trained yet, and each epoch appears once in the logs.
 """
 
+import ast
 import dataclasses
 import importlib.util
 import json
@@ -98,6 +99,24 @@ class TrainConfig:
 
 # ----------------------------------------------------------------------------
 # Pieces.
+
+
+def _override_value(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word such as zeros or he_normal
+
+
+def parse_overrides(items):
+    """["a=1", "b=zeros"] -> {"a": 1, "b": "zeros"}."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model_overrides entries must be key=value, got {item!r}")
+        overrides[key.strip()] = _override_value(value.strip())
+    return overrides
 
 
 def make_strategy(name, tpu=""):
