@@ -9,7 +9,6 @@ directory) reads local files only: GCS and downloads are switched off.
 import os
 import pathlib
 
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from training.datasets import skimage_photos, sr_folder
@@ -84,5 +83,3 @@ def concatenate(datasets):
         result = result.concatenate(dataset)
     return result
 
-
-del tf  # only imported so that TF is initialised before TFDS uses it
