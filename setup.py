@@ -23,6 +23,7 @@ setup(
         "pillow>=10,<14",
         "scipy>=1.11,<2",
         "ai-edge-litert>=2.0,<3",
+        "tensorboard>=2.18,<2.22",
     ],
     extras_require={
         "serving": ["tensorflow-serving-api>=2.18,<2.22"],

@@ -29,9 +29,8 @@ def test_quick_flags_trains_beats_bicubic_and_exports(tmp_path):
     x = np.random.default_rng(0).random((1, 24, 32, 1)).astype(np.float32)
     loaded = keras.models.load_model(export_dir.with_suffix(".keras"))
     from_keras = keras.ops.convert_to_numpy(loaded(x, training=False)[-1])
-    saved = tf.saved_model.load(str(export_dir))
-    from_saved = saved.serve(tf.constant(x))
-    from_saved = (from_saved[-1] if isinstance(from_saved, (list, tuple)) else from_saved).numpy()
+    saved = tf.saved_model.load(str(export_dir / "1"))  # TF-Serving layout, first version
+    from_saved = saved.signatures["luminance"](bicubic_y=tf.constant(x))["final"].numpy()
     np.testing.assert_allclose(from_keras, from_saved, atol=1e-5)
     assert (model_dir / "flags.txt").exists() and (model_dir / "training_log.csv").exists()
     if importlib.util.find_spec("tensorboard") is not None:

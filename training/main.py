@@ -54,7 +54,7 @@ flags.DEFINE_integer("epochs", 50, "Epochs.")
 # Where and how.
 flags.DEFINE_string("model_dir", "runs/cmsc", "Checkpoints, logs, TensorBoard, resolved flags.")
 flags.DEFINE_string("export_dir", "savedmodels/cmsc",
-                    "Final model: <export_dir>.keras and the SavedModel <export_dir>/ ('' for none).")
+                    "Final model: <export_dir>.keras and the serving SavedModel <export_dir>/<version>/ ('' for none).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy; multi_worker reads TF_CONFIG.")
 flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")

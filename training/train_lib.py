@@ -13,8 +13,6 @@ import importlib.util
 import json
 import os
 import pathlib
-import shutil
-import tempfile
 import time
 
 import keras
@@ -286,7 +284,13 @@ def inference_copy(model):
 
 
 def export_model(model, export_dir):
-    """Writes `<export_dir>.keras` and the SavedModel `<export_dir>/`, each atomically."""
+    """Writes `<export_dir>.keras` and the serving SavedModel `<export_dir>/<version>/`.
+
+    The SavedModel is `cmsc_tf.export_saved_model`'s (TF-Serving layout, RGB
+    uint8 / encoded-image / luminance signatures); each export takes the next
+    free version number, so TF-Serving picks the newest and nothing is
+    overwritten. Both are written atomically (temporary name, then rename).
+    """
     export_dir = pathlib.Path(export_dir)
     export_dir.parent.mkdir(parents=True, exist_ok=True)
     model = inference_copy(model)
@@ -294,15 +298,11 @@ def export_model(model, export_dir):
     tmp_keras = keras_path.with_name(f".tmp-{keras_path.name}")
     model.save(str(tmp_keras))
     os.replace(tmp_keras, keras_path)
-    tmp_dir = pathlib.Path(tempfile.mkdtemp(dir=export_dir.parent, prefix=f".tmp-{export_dir.name}-"))
-    try:
-        model.export(str(tmp_dir / "model"), format="tf_saved_model", verbose=False)
-        if export_dir.exists():
-            shutil.rmtree(export_dir)
-        os.replace(tmp_dir / "model", export_dir)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return keras_path, export_dir
+    versions = [int(p.name) for p in export_dir.glob("*") if p.name.isdigit()]
+    saved_model = cmsc_tf.export_saved_model(
+        model, export_dir.parent, export_dir.name, version=max(versions, default=0) + 1
+    )
+    return keras_path, pathlib.Path(saved_model)
 
 
 def _config_json(config):
