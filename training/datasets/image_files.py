@@ -1,0 +1,60 @@
+"""Reading HR images from disk as uint8 arrays, with the grayscale fact kept.
+
+Protocol.md's luminance rule differs for grayscale and RGB images (a gray
+value is its own luminance; RGB goes through rgb2ycbcr), so a reader must not
+silently turn one into the other. Every image comes back as [H, W, 3] uint8
+(grayscale replicated, so that one TFDS feature holds both kinds) together with
+a flag that says whether it was grayscale.
+"""
+
+import pathlib
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def list_images(folder):
+    """Sorted image files of `folder` (not recursive); clear error when none."""
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def as_rgb_uint8(array):
+    """[H, W] / [H, W, 1|3|4] uint8 -> ([H, W, 3] uint8, grayscale: bool).
+
+    Alpha is dropped (protocol.md); a single channel is replicated.
+    """
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {array.dtype}")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"expected an image [H, W] or [H, W, 1|3|4], got shape {array.shape}")
+    if array.shape[-1] == 1:
+        return np.repeat(array, 3, axis=-1), True
+    return np.ascontiguousarray(array[..., :3]), False
+
+
+def read_image(path):
+    """Reads one image file -> ([H, W, 3] uint8, grayscale: bool)."""
+    with Image.open(path) as image:
+        if image.mode in ("L", "RGB", "RGBA"):
+            array = np.asarray(image)
+        elif image.mode in ("P", "PA", "CMYK", "YCbCr", "LA"):
+            # Palette or other 8-bit colour modes: their colours are RGB pixels.
+            grayscale = image.mode == "LA"
+            array = np.asarray(image.convert("L" if grayscale else "RGB"))
+        else:
+            raise ValueError(
+                f"{path}: unsupported image mode {image.mode!r}; "
+                "expected 8-bit grayscale or RGB(A)")
+    return as_rgb_uint8(array)
