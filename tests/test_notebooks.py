@@ -128,8 +128,11 @@ for r in results:
 def test_train_cmsc_runs(tmp_path, notebook_env, kernel_manager_factory):
     work = tmp_path / "work"
     checks = """
+import math
 assert [(r["dataset"], r["scale"]) for r in evaluation] == [("Set5", 2)]
-assert 20 < evaluation[0]["psnr"] < 45, evaluation[0]
+assert [i["name"] for i in evaluation[0]["images"]] == ["baby", "bird", "butterfly", "head", "woman"]
+# Five training steps leave the model far from trained: only a finite score is expected.
+assert math.isfinite(evaluation[0]["psnr"]), evaluation[0]
 # The SavedModel and the TFLite model are the same network: their results agree closely.
 assert abs(tflite_psnr["SavedModel"] - tflite_psnr["TFLite dynamic_int8"]) < 1.0, tflite_psnr
 assert full_flags[:2] == ["--flagfile=cmsc.flags", "--strategy=default"], full_flags
