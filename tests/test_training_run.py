@@ -118,3 +118,32 @@ def test_sigkill_mid_epoch_then_restart_continues_from_the_last_checkpoint(tmp_p
     # The resolved flags sit next to the checkpoints and reproduce the run's settings.
     written = (model_dir / "flags.txt").read_text().splitlines()
     assert f"--model_dir={model_dir}" in written and f"--epochs={epochs}" in written
+
+
+def test_batch_norm_recalibration_makes_inference_match_training_mode(tfds_dir, tmp_path):
+    """Calibrated on one batch, BN's moving statistics are that batch's statistics,
+    so inference mode reproduces training mode on it; before, it did not."""
+    from training import callbacks
+
+    config = tiny_config(tfds_dir, tmp_path)
+    keras.utils.set_random_seed(1)
+    table = train_lib.load_training_table(config)
+    x, y = next(iter(pipeline.training_dataset(table, config.pipeline, 1)))
+    model = train_lib.build_and_compile(config, steps_per_epoch=10)
+    for _ in range(3):
+        model.train_on_batch(x, y)
+
+    def gap():
+        train = keras.ops.convert_to_numpy(model(x, training=True)[-1])
+        infer = keras.ops.convert_to_numpy(model(x, training=False)[-1])
+        return np.abs(train - infer).max()
+
+    assert gap() > 1e-2
+    weights = [w.copy() for w in model.get_weights()]
+    assert callbacks.recalibrate_batch_norm(model, [(x, y)]) > 0
+    assert gap() < 1e-4
+    # Only BN moving statistics changed; trainable weights are untouched.
+    trainable = {id(v) for v in model.trainable_variables}
+    for before, variable in zip(weights, model.weights):
+        if id(variable) in trainable:
+            np.testing.assert_array_equal(before, keras.ops.convert_to_numpy(variable))

@@ -11,7 +11,6 @@ Every flag is described in docs/training.md; the resolved flags are written
 to <model_dir>/flags.txt.
 """
 
-import ast
 import sys
 
 from absl import app, flags, logging
@@ -64,27 +63,12 @@ flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bf
 flags.DEFINE_bool("xla", False, "Compile the train step with XLA (jit_compile).")
 flags.DEFINE_integer("steps_per_execution", 1, "Batches per compiled call.")
 flags.DEFINE_integer("checkpoint_every_steps", 1000, "Checkpoint every N steps (and every epoch).")
+flags.DEFINE_integer("bn_recalibration_batches", 0,
+                     "At each epoch end, set BN moving statistics to the average over this many "
+                     "fixed training batches (0: keep Keras's moving averages).")
 flags.DEFINE_bool("tensorboard", True, "TensorBoard scalars and image summaries.")
 flags.DEFINE_integer("image_summaries", 2, "Validation images shown as LR|SR|HR crops.")
 flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
-
-
-def _override_value(text):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text  # a bare word such as zeros or he_normal
-
-
-def parse_overrides(items):
-    """["a=1", "b=zeros"] -> {"a": 1, "b": "zeros"}."""
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--model_overrides entries must be key=value, got {item!r}")
-        overrides[key.strip()] = _override_value(value.strip())
-    return overrides
 
 
 def _ints(name, values):
@@ -98,7 +82,7 @@ def config_from_flags():
     from training import pipeline, train_lib  # imported after flag parsing: TF is slow to load
 
     return train_lib.TrainConfig(
-        variant=FLAGS.variant, model_overrides=parse_overrides(FLAGS.model_overrides),
+        variant=FLAGS.variant, model_overrides=train_lib.parse_overrides(FLAGS.model_overrides),
         synchronized_bn=FLAGS.synchronized_bn,
         train_sets=tuple(FLAGS.train_sets), val_set=FLAGS.val_set,
         val_scales=_ints("val_scales", FLAGS.val_scales), val_max_images=FLAGS.val_max_images,
@@ -114,7 +98,8 @@ def config_from_flags():
         epochs=FLAGS.epochs, model_dir=FLAGS.model_dir, export_dir=FLAGS.export_dir,
         strategy=FLAGS.strategy, tpu=FLAGS.tpu, precision=FLAGS.precision,
         jit_compile=FLAGS.xla, steps_per_execution=FLAGS.steps_per_execution,
-        checkpoint_every_steps=FLAGS.checkpoint_every_steps, tensorboard=FLAGS.tensorboard,
+        checkpoint_every_steps=FLAGS.checkpoint_every_steps,
+        bn_recalibration_batches=FLAGS.bn_recalibration_batches, tensorboard=FLAGS.tensorboard,
         image_summaries=FLAGS.image_summaries, verbose=FLAGS.verbose, seed=FLAGS.seed)
 
 

@@ -7,6 +7,7 @@ restarted with the same command trains exactly the batches it had not
 trained yet, and each epoch appears once in the logs.
 """
 
+import ast
 import dataclasses
 import importlib.util
 import json
@@ -72,6 +73,7 @@ class TrainConfig:
     jit_compile: bool = False
     steps_per_execution: int = 1
     checkpoint_every_steps: int = 1000
+    bn_recalibration_batches: int = 0
     tensorboard: bool = True
     image_summaries: int = 2
     verbose: int = 1
@@ -97,6 +99,24 @@ class TrainConfig:
 
 # ----------------------------------------------------------------------------
 # Pieces.
+
+
+def _override_value(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word such as zeros or he_normal
+
+
+def parse_overrides(items):
+    """["a=1", "b=zeros"] -> {"a": 1, "b": "zeros"}."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model_overrides entries must be key=value, got {item!r}")
+        overrides[key.strip()] = _override_value(value.strip())
+    return overrides
 
 
 def make_strategy(name, tpu=""):
@@ -203,10 +223,20 @@ def image_summary_crops(images, scale, count, size=96):
     return crops
 
 
-def make_callbacks(config, strategy, steps_per_epoch, val_images):
+def calibration_batches(table, config):
+    """A fixed set of training batches for BN recalibration (the same every epoch)."""
+    small = dataclasses.replace(config.pipeline,
+                                shuffle_buffer=min(256, config.pipeline.shuffle_buffer))
+    # An epoch index no training epoch uses: its batches are fixed by the seed alone.
+    dataset = data_pipeline.epoch_batches(table, small, 2**40, config.bn_recalibration_batches)
+    return lambda: iter(dataset)
+
+
+def make_callbacks(config, strategy, steps_per_epoch, val_images, table):
     """Callbacks in the order they must run at each epoch end.
 
-    Validation first (it adds val_psnr_* to the logs), then the NaN guard,
+    BN recalibration first (validation and checkpoint must see its statistics),
+    then validation (it adds val_psnr_* to the logs), then the NaN guard,
     then the writers (CSV, TensorBoard) and the checkpoint last, so that a
     checkpoint always follows the log lines of the epoch it ends.
     """
@@ -216,6 +246,8 @@ def make_callbacks(config, strategy, steps_per_epoch, val_images):
     checkpoint = cb.ResumableCheckpoint(str(model_dir), config.checkpoint_every_steps,
                                         steps_per_epoch, is_chief=chief)
     callbacks = []
+    if config.bn_recalibration_batches:
+        callbacks.append(cb.BatchNormRecalibration(calibration_batches(table, config)))
     if val_images and chief:
         callbacks.append(cb.ValidationPSNR(val_images, config.val_scales))
     callbacks.append(nan_guard)
@@ -348,7 +380,7 @@ def run(config, flags_text=None):
         checkpointing.write_atomically(model_dir / "config.json", _config_json(config))
         if flags_text is not None:
             checkpointing.write_atomically(model_dir / "flags.txt", flags_text)
-    callbacks, nan_guard, checkpoint = make_callbacks(config, strategy, steps_per_epoch, val_images)
+    callbacks, nan_guard, checkpoint = make_callbacks(config, strategy, steps_per_epoch, val_images, table)
 
     def fit(first_epoch, first_step, end_epoch):
         checkpoint.step_offset = first_step

@@ -1,0 +1,38 @@
+"""quick.flags end to end: the README's main job, on the embedded skimage photographs."""
+
+import importlib.util
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cmsc_tf  # noqa: F401  (registers the model classes for keras.models.load_model)
+from tests import training_helpers as helpers
+
+
+@pytest.mark.slow
+def test_quick_flags_trains_beats_bicubic_and_exports(tmp_path):
+    model_dir, export_dir = tmp_path / "run", tmp_path / "savedmodels" / "quick"
+    result = helpers.run_main(["--flagfile=quick.flags", f"--model_dir={model_dir}",
+                               f"--export_dir={export_dir}", f"--tfds_dir={tmp_path / 'tfds'}"],
+                              timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((model_dir / "summary.json").read_text())
+    assert summary["iterations"] == 4 * 75
+    # Held-out photographs (astronaut, chelsea, coins), protocol PSNR, every scale.
+    for scale in ("2", "3", "4"):
+        assert summary["psnr"][scale] > summary["bicubic"][scale] + 0.05, summary
+
+    # The exported .keras and SavedModel compute the same function.
+    x = np.random.default_rng(0).random((1, 24, 32, 1)).astype(np.float32)
+    loaded = keras.models.load_model(export_dir.with_suffix(".keras"))
+    from_keras = keras.ops.convert_to_numpy(loaded(x, training=False)[-1])
+    saved = tf.saved_model.load(str(export_dir))
+    from_saved = saved.serve(tf.constant(x))
+    from_saved = (from_saved[-1] if isinstance(from_saved, (list, tuple)) else from_saved).numpy()
+    np.testing.assert_allclose(from_keras, from_saved, atol=1e-5)
+    assert (model_dir / "flags.txt").exists() and (model_dir / "training_log.csv").exists()
+    if importlib.util.find_spec("tensorboard") is not None:
+        assert list((model_dir / "tensorboard").rglob("events.out.tfevents.*"))
