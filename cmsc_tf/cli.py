@@ -23,6 +23,8 @@ from cmsc_tf import image_io, pipeline
 # The model `--model` defaults to, relative to the repository root
 # (docs/deployment.md): the trained compact CMSC, once issue 6 ships it.
 DEFAULT_MODEL = "savedmodels/cmsc_compact/1"
+# What the notebooks use while DEFAULT_MODEL is absent: the public trained VDSR.
+FALLBACK_MODEL = "savedmodels/vdsr/1"
 PROGRAM = "cmsc-upscale"
 
 
@@ -55,8 +57,25 @@ def build_parser():
     return parser
 
 
+def _repository_root():
+    return pathlib.Path(__file__).resolve().parents[1]
+
+
 def default_model_path():
-    return pathlib.Path(__file__).resolve().parents[1] / DEFAULT_MODEL
+    return _repository_root() / DEFAULT_MODEL
+
+
+def available_model_path(root=None):
+    """DEFAULT_MODEL under ``root`` (default: this checkout) if present, else FALLBACK_MODEL.
+
+    The notebooks' choice of model. The command line does not fall back: it
+    names a missing default model rather than silently running another one.
+    """
+    root = _repository_root() if root is None else pathlib.Path(root)
+    for relative in (DEFAULT_MODEL, FALLBACK_MODEL):
+        if (root / relative).is_dir():
+            return root / relative
+    raise FileNotFoundError(f"neither {DEFAULT_MODEL} nor {FALLBACK_MODEL} found under {root}")
 
 
 def _image_extensions():

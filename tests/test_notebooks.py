@@ -1,0 +1,175 @@
+"""The notebooks of colab/: committed without outputs, and each runs top to bottom.
+
+The slow tests execute every notebook with nbclient on the CPU, from the
+repository root, with small sizes put into its parameter cell, and fail on
+any cell error. A cell appended after the notebook's own then checks what
+the notebook produced.
+"""
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+NOTEBOOKS = ("upscale_quickstart", "train_cmsc", "reproduce_table3")
+# Per notebook, on 2 CPU cores; generous against a shared machine.
+CELL_TIMEOUT_S = 300
+
+
+def _load(name):
+    nbformat = pytest.importorskip("nbformat")
+    return nbformat.read(REPO_ROOT / "colab" / f"{name}.ipynb", as_version=4)
+
+
+def _parameter_cell(notebook):
+    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    return cells[0]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebook_is_stripped_and_valid(name):
+    import nbformat
+
+    notebook = _load(name)
+    nbformat.validate(notebook)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{name}: outputs committed"
+            assert cell.execution_count is None, f"{name}: execution count committed"
+    parameters = _parameter_cell(notebook)
+    assert notebook.cells.index(parameters) < 3, "parameters come first, before any work"
+    # Notebooks call the library: no model, layer or data pipeline of their own.
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    for forbidden in ("keras.layers", "keras.Sequential", "tf.data.", "build_model(", "class "):
+        assert forbidden not in code, f"{name}: defines its own model/pipeline code ({forbidden})"
+
+
+@pytest.fixture(scope="module")
+def kernel_manager_factory(tmp_path_factory):
+    """Kernels that run this interpreter (the venv the package is installed in), whatever is on PATH."""
+    pytest.importorskip("nbclient")
+    from ipykernel.kernelspec import write_kernel_spec
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    kernels = tmp_path_factory.mktemp("kernels")
+    write_kernel_spec(kernels / "python3", overrides={"display_name": "test python3"})
+    spec = json.loads((kernels / "python3" / "kernel.json").read_text())
+    assert spec["argv"][0] == sys.executable
+    specs = KernelSpecManager(kernel_dirs=[str(kernels)])
+    return lambda: KernelManager(kernel_name="python3", kernel_spec_manager=specs)
+
+
+def _execute(name, parameters, checks, kernel_manager_factory):
+    """Runs the notebook with ``parameters`` in place of its parameter cell, then ``checks``."""
+    import nbclient
+    import nbformat
+
+    notebook = _load(name)
+    cell = _parameter_cell(notebook)
+    defined = {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line and line[0].isalpha()}
+    unknown = set(parameters) - defined
+    assert not unknown, f"{name} has no parameters {unknown}"
+    cell.source += "\n# Injected by tests/test_notebooks.py\n" + "\n".join(
+        f"{key} = {value!r}" for key, value in parameters.items()
+    )
+    notebook.cells.append(nbformat.v4.new_code_cell(checks))
+    client = nbclient.NotebookClient(
+        notebook,
+        km=kernel_manager_factory(),
+        timeout=CELL_TIMEOUT_S,
+        resources={"metadata": {"path": str(REPO_ROOT)}},
+    )
+    client.execute()  # raises CellExecutionError on any cell error
+    return notebook
+
+
+@pytest.fixture
+def notebook_env(monkeypatch, shared_dir):
+    # The kernel and the scripts it starts inherit this environment.
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    monkeypatch.setenv("CMSC_DATA_DIR", str(shared_dir / "datasets"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
+@pytest.mark.slow
+def test_upscale_quickstart_runs(tmp_path, notebook_env, kernel_manager_factory):
+    import PIL.Image
+    import skimage.data
+
+    user_image = tmp_path / "mine.png"
+    PIL.Image.fromarray(skimage.data.coffee()[100:140, 200:250]).save(user_image)
+    checks = """
+assert str(model_dir).endswith(("savedmodels/cmsc_compact/1", "savedmodels/vdsr/1")), model_dir
+assert [r["name"] for r in results] == ["astronaut", "chelsea"]
+for r in results:
+    assert r["sr"].shape == r["hr"].shape == r["bicubic"].shape
+    # A trained network beats bicubic on a photograph at x2.
+    assert r["psnr_sr"] > r["psnr_bicubic"] + 0.3, (r["name"], r["psnr_sr"], r["psnr_bicubic"])
+"""
+    output_dir = tmp_path / "upscaled"
+    _execute(
+        "upscale_quickstart",
+        {"SCALE": 2, "PHOTOS": ["astronaut", "chelsea"], "CROP": 96, "USER_IMAGE": str(user_image),
+         "OUTPUT_DIR": str(output_dir)},
+        checks,
+        kernel_manager_factory,
+    )
+    written = np.asarray(PIL.Image.open(output_dir / "mine_x2.png"))
+    assert written.shape == (80, 100, 3)
+
+
+@pytest.mark.slow
+def test_train_cmsc_runs(tmp_path, notebook_env, kernel_manager_factory):
+    work = tmp_path / "work"
+    checks = """
+import math
+assert [(r["dataset"], r["scale"]) for r in evaluation] == [("Set5", 2)]
+assert [i["name"] for i in evaluation[0]["images"]] == ["baby", "bird", "butterfly", "head", "woman"]
+# Five training steps leave the model far from trained: only a finite score is expected.
+assert math.isfinite(evaluation[0]["psnr"]), evaluation[0]
+# The SavedModel and the TFLite model are the same network: their results agree closely.
+assert abs(tflite_psnr["SavedModel"] - tflite_psnr["TFLite dynamic_int8"]) < 1.0, tflite_psnr
+assert full_flags[:2] == ["--flagfile=cmsc.flags", "--strategy=default"], full_flags
+"""
+    _execute(
+        "train_cmsc",
+        {"QUICK_OVERRIDES": ["--epochs=1", "--steps_per_epoch=5", "--val_scales=2", "--val_max_images=1",
+                             "--image_summaries=0", "--bn_recalibration_batches=2",
+                             f"--tfds_dir={tmp_path / 'tfds'}"],
+         "WORK_DIR": str(work), "EVAL_DATASETS": ["Set5"], "EVAL_SCALES": [2]},
+        checks,
+        kernel_manager_factory,
+    )
+    assert (work / "export" / "cmsc_quick.keras").is_file()
+    assert (work / "savedmodels" / "cmsc_quick" / "1" / "saved_model.pb").is_file()
+    assert (work / "cmsc_quick_dynamic_int8.tflite").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_reproduce_table3_runs(tmp_path, notebook_env, kernel_manager_factory):
+    results = tmp_path / "results"
+    checks = """
+assert "| Bicubic (ours) | 33.68 / 0.9304 |" in table, table
+assert "| Bicubic (paper) | 33.68 / 0.9304 |" in table, table
+assert "| VDSR (paper) | 37.53 / 0.9587 |" in table, table
+assert "| CMSC (paper) | 37.89 / 0.9605 |" in table, table
+"""
+    _execute(
+        "reproduce_table3",
+        {"DATASETS": ["Set5"], "SCALES": [2], "METRICS": ["psnr", "ssim"], "RESULTS_DIR": str(results)},
+        checks,
+        kernel_manager_factory,
+    )
+    # The paper's Bicubic row through the notebook's run of training.evaluate, and the
+    # public VDSR weights at the 37.62 dB that datasets/README.md gives for them.
+    bicubic = json.loads((results / "bicubic.json").read_text())["results"][0]
+    vdsr = json.loads((results / "vdsr.json").read_text())["results"][0]
+    assert (bicubic["dataset"], bicubic["scale"]) == ("Set5", 2)
+    assert abs(bicubic["psnr"] - 33.68) <= 0.01 and abs(bicubic["ssim"] - 0.9304) <= 0.0005
+    assert abs(vdsr["psnr"] - 37.62) <= 0.01
