@@ -30,6 +30,10 @@ setup(
         "test": [
             "pytest>=8,<10",
             "tensorflow-serving-api>=2.18,<2.22",
+            "nbclient>=0.10,<1",
+            "nbformat>=5.9,<6",
+            "ipykernel>=6.29,<8",
+            "matplotlib>=3.8,<4",
         ],
     },
     entry_points={"console_scripts": ["cmsc-upscale = cmsc_tf.cli:main"]},
