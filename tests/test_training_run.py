@@ -147,3 +147,17 @@ def test_batch_norm_recalibration_makes_inference_match_training_mode(tfds_dir, 
     for before, variable in zip(weights, model.weights):
         if id(variable) in trainable:
             np.testing.assert_array_equal(before, keras.ops.convert_to_numpy(variable))
+
+
+def test_loss_pixel_reduction_flag_reaches_the_compiled_loss(tmp_path, tfds_dir):
+    """`mean` is Eq. 8's loss divided by the patch area (21 x 21 here)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(2, 21, 21, 1)).astype(np.float32)
+    y = rng.uniform(size=(2, 21, 21, 1)).astype(np.float32)
+    losses = {}
+    for reduction in ("sum", "mean"):
+        keras.utils.set_random_seed(0)
+        config = tiny_config(tfds_dir, tmp_path / reduction, loss_pixel_reduction=reduction)
+        model = train_lib.build_and_compile(config, steps_per_epoch=10)
+        losses[reduction] = float(model.compute_loss(x, y, model(x, training=False)))
+    assert losses["mean"] == pytest.approx(losses["sum"] / (21 * 21), rel=1e-5)

@@ -50,6 +50,8 @@ flags.DEFINE_float("lr_decay_factor", 0.1, "See lr_decay_epochs.")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 1e-4, "Weight decay (0: none).")
 flags.DEFINE_float("clip_value", 0.4, "Clip each gradient element to [-v, v] (0: no clipping).")
+flags.DEFINE_enum("loss_pixel_reduction", "sum", ["sum", "mean"],
+                  "Eq. 8's squared error summed over a patch's pixels, or averaged.")
 flags.DEFINE_integer("epochs", 50, "Epochs.")
 # Where and how.
 flags.DEFINE_string("model_dir", "runs/cmsc", "Checkpoints, logs, TensorBoard, resolved flags.")
@@ -95,7 +97,8 @@ def config_from_flags():
         optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
         lr_decay_epochs=FLAGS.lr_decay_epochs, lr_decay_factor=FLAGS.lr_decay_factor,
         momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay, clip_value=FLAGS.clip_value,
-        epochs=FLAGS.epochs, model_dir=FLAGS.model_dir, export_dir=FLAGS.export_dir,
+        loss_pixel_reduction=FLAGS.loss_pixel_reduction, epochs=FLAGS.epochs,
+        model_dir=FLAGS.model_dir, export_dir=FLAGS.export_dir,
         strategy=FLAGS.strategy, tpu=FLAGS.tpu, precision=FLAGS.precision,
         jit_compile=FLAGS.xla, steps_per_execution=FLAGS.steps_per_execution,
         checkpoint_every_steps=FLAGS.checkpoint_every_steps,

@@ -61,6 +61,9 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     clip_value: float = 0.4
+    # Eq. 8 sums the squared error over a patch's pixels ("sum"); "mean" divides
+    # it by the patch area, which shrinks the gradients 1681-fold at 41x41.
+    loss_pixel_reduction: str = "sum"
     epochs: int = 50
     # Where and how.
     model_dir: str = "runs/cmsc"
@@ -157,7 +160,8 @@ def build_and_compile(config, steps_per_epoch):
     if config.synchronized_bn:  # batch statistics over the global batch of all replicas
         overrides["sync_batch_norm"] = True
     model = cmsc_tf.build_model(config.variant, **overrides)
-    model.compile(make_optimizer(config, steps_per_epoch), **cmsc_tf.cascade_loss(model),
+    loss = cmsc_tf.cascade_loss(model, pixel_reduction=config.loss_pixel_reduction)
+    model.compile(make_optimizer(config, steps_per_epoch), **loss,
                   jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
     return model
 
