@@ -247,14 +247,29 @@ class CMSC(keras.Model):
             "negative_slope": self.negative_slope,
             "fused_activation": self.fused_activation,
             "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "reconstruction_initializer": self.reconstruction_initializer,
+            "kernel_initializer": _serializable(self.kernel_initializer),
+            "reconstruction_initializer": _serializable(self.reconstruction_initializer),
             "sync_batch_norm": self.sync_batch_norm,
         }
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _serializable(initializer):
+    # Names stay readable; initializer objects become Keras's config dicts,
+    # which `keras.initializers.get` turns back into the same initializer.
+    if isinstance(initializer, (str, dict)):
+        return initializer
+    return keras.initializers.serialize(initializer)
+
+
+def _same_value(a, b):
+    # kernel_sizes=[3, 3] and (3, 3) name the same model.
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return tuple(a) == tuple(b)
+    return a == b
 
 
 def _check_positive_int(name, value):
@@ -299,7 +314,7 @@ def variant_config(variant, **overrides):
                 f"unknown override {key!r} for variant {variant!r}; valid overrides: "
                 f"{', '.join(_CONSTRUCTOR_ARGS)}"
             )
-        if key in defining and key not in sweepable and overrides[key] != defining[key]:
+        if key in defining and key not in sweepable and not _same_value(overrides[key], defining[key]):
             raise ValueError(
                 f"variant {variant!r} is defined by {key}={defining[key]!r}; overriding "
                 f"it would make another model. Pick the variant that has "

@@ -132,6 +132,8 @@ def test_overrides_apply_or_are_rejected_clearly():
         cmsc_tf.build_model("vdsr", num_stages=3)
     with pytest.raises(ValueError, match="mr_l3r3.*kernel_sizes"):
         cmsc_tf.build_model("mr_l3r3", kernel_sizes=(3, 5))
+    # Restating a defining value, in any sequence type, is not a conflict.
+    assert cmsc_tf.build_model("mr_l3r3", kernel_sizes=[3, 3], num_features=4).kernel_sizes == (3, 3)
     with pytest.raises(ValueError, match="cascaded_supervision"):
         cmsc_tf.build_model("cmsc_ns", cascaded_supervision=True)
     with pytest.raises(ValueError, match="unknown override 'num_blocks'"):
@@ -173,6 +175,17 @@ def test_keras_save_load_safe_mode_identical(variant, tmp_path):
     assert loaded.get_config() == model.get_config()
     for got, want in zip(keras.tree.flatten(loaded(x)), keras.tree.flatten(model(x))):
         np.testing.assert_array_equal(got, want)
+
+
+def test_initializer_objects_survive_save_and_load(tmp_path):
+    model = small("cmsc", kernel_initializer=keras.initializers.HeUniform(seed=3),
+                  reconstruction_initializer=keras.initializers.Zeros())
+    path = tmp_path / "objects.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.get_config() == model.get_config()
+    x = np.random.default_rng(8).uniform(size=(1, 9, 9, 1)).astype("float32")
+    np.testing.assert_allclose(loaded(x)[-1], x, atol=1e-6)  # zero reconstruction: the input
 
 
 def test_fit_broadcasts_one_target_to_every_output():

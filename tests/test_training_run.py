@@ -59,13 +59,23 @@ def test_one_training_step_reduces_the_loss_on_a_fixed_batch(tmp_path, tfds_dir,
     assert np.isfinite(before) and after < before
 
 
-def test_nan_loss_stops_with_a_clear_error(tmp_path, tfds_dir):
-    config = tiny_config(tfds_dir, tmp_path, optimizer="sgd", learning_rate=1e12,
-                         clip_value=0.0, weight_decay=0.0, steps_per_epoch=6, epochs=2)
+@pytest.mark.parametrize("every_steps", [0, 1])
+def test_nan_loss_stops_with_a_clear_error(tmp_path, tfds_dir, every_steps):
+    """With a checkpoint after every batch too: the loss logged for a batch is
+    the one before its update, so the weights can already be inf while it is
+    finite; no such checkpoint may be written."""
+    # lr 1e38 overflows the weights to inf in the first update, whose logged
+    # loss (computed before the update) is still finite.
+    config = tiny_config(tfds_dir, tmp_path, optimizer="sgd", learning_rate=1e38,
+                         clip_value=0.0, weight_decay=0.0, steps_per_epoch=6, epochs=2,
+                         checkpoint_every_steps=every_steps)
     with pytest.raises(train_lib.TrainingError, match=r"NaN/inf at epoch 1, batch \d"):
         train_lib.run(config)
-    # Nothing non-finite was saved as a checkpoint.
-    assert not list(tmp_path.glob("ckpt-*"))
+    # Every checkpoint written holds finite weights only.
+    for path in tmp_path.glob("ckpt-*"):
+        model = train_lib.build_and_compile(config, steps_per_epoch=6)
+        model.load_weights(str(path))
+        assert all(np.isfinite(w).all() for w in model.get_weights()), path
 
 
 def _poll_state(model_dir, process, timeout):

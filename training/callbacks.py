@@ -90,6 +90,12 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self._epoch = epoch
 
     def _save(self, epoch, step):
+        # The logged loss is that of the forward pass before the update, so
+        # finite loss does not prove finite weights: check the weights too.
+        if not _finite_weights(self.model):
+            logging.warning("not checkpointing epoch %d step %d: the weights are not finite",
+                            epoch, step)
+            return
         if self.is_chief:  # one writer; every worker holds the same weights
             checkpointing.save(self.model, self.model_dir, epoch, step,
                                keep_epoch_checkpoints=self.keep_epoch_checkpoints,
@@ -108,6 +114,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             self._save(epoch + 1, 0)
 
 
+def _finite_weights(model):
+    return all(np.isfinite(w).all() for w in model.get_weights())
+
+
 def _finite_loss(logs):
     loss = (logs or {}).get("loss")
     return loss is None or math.isfinite(float(loss))
@@ -123,14 +133,19 @@ class StopOnNaN(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.stopped_at = None
+        self.step_offset = 0
         self._epoch = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.step_offset = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         if self.stopped_at is None and not _finite_loss(logs):
-            self.stopped_at = (self._epoch, batch)
+            # step_offset: batches of a resumed epoch trained before the restart.
+            self.stopped_at = (self._epoch, self.step_offset + batch)
             self.model.stop_training = True
 
 

@@ -387,7 +387,7 @@ def run(config, flags_text=None):
     callbacks, nan_guard, checkpoint = make_callbacks(config, strategy, steps_per_epoch, val_images, table)
 
     def fit(first_epoch, first_step, end_epoch):
-        checkpoint.step_offset = first_step
+        checkpoint.step_offset = nan_guard.step_offset = first_step
         data = data_pipeline.training_dataset(table, config.pipeline, steps_per_epoch,
                                          start_epoch=first_epoch, start_step=first_step,
                                          end_epoch=end_epoch)
