@@ -4,7 +4,8 @@ CMSC is trained on luminance only (``protocol.md``), so super-resolving a
 colour image is: MATLAB bicubic upsampling, MATLAB YCbCr split, the network
 on Y, the bicubic Cb/Cr kept, recombination, rounding. The exported
 SavedModel graph and :class:`cmsc_tf.upscaler.Upscaler` both call these
-functions, so the two give the same pixels.
+functions, so the two give the same pixels for RGB images (the SavedModel's
+signatures take RGB only; the Upscaler also handles gray and alpha).
 
 All functions here are TensorFlow ops (usable eagerly and inside exported
 graphs); the bicubic and the colour conversion are the evaluation branch's

@@ -27,7 +27,7 @@ def _batched(x):
     return tf.constant(np.asarray(x, dtype=np.float32)[None, :, :, None])
 
 
-def _final_output(outputs):
+def final_output(outputs):
     """The final prediction of a model's outputs: ``final`` if named, else the last one."""
     if isinstance(outputs, dict):
         if "final" in outputs:
@@ -40,7 +40,8 @@ def _final_output(outputs):
     return outputs
 
 
-def _to_image(output, shape):
+def to_image(output, shape):
+    """A [1, H, W, 1] model output as the float64 [H, W] image that is scored, clipped to [0, 1]."""
     array = np.asarray(output, dtype=np.float64)
     if array.ndim != 4 or array.shape[0] != 1 or array.shape[-1] != 1:
         raise ValueError(f"the model returned shape {array.shape}; expected [1, H, W, 1].")
@@ -53,10 +54,10 @@ def keras_predictor(model):
     # One trace for all image sizes.
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 1], tf.float32)])
     def run(x):
-        return _final_output(model(x, training=False))
+        return final_output(model(x, training=False))
 
     def predict(x):
-        return _to_image(run(_batched(x)), np.shape(x))
+        return to_image(run(_batched(x)), np.shape(x))
 
     return predict
 
@@ -75,7 +76,7 @@ def _saved_model_predictor(path):
     (input_name,) = inputs
 
     def predict(x):
-        return _to_image(_final_output(signature(**{input_name: _batched(x)})), np.shape(x))
+        return to_image(final_output(signature(**{input_name: _batched(x)})), np.shape(x))
 
     # Keep the loaded object alive as long as the predictor.
     predict.saved_model = loaded

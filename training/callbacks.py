@@ -8,19 +8,18 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from cmsc_tf import protocol
+from cmsc_tf import predictors, protocol
 from training import checkpointing
 
 
-def _final_output(outputs):
-    # Multi-output variants list their stages first and the ensemble last.
-    return outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
-
-
 def predict_image(model, x):
-    """The model's final prediction for one [H, W] float image, as float64 [H, W]."""
-    sr = _final_output(model(x[None, :, :, None].astype(np.float32), training=False))
-    return np.asarray(keras.ops.convert_to_numpy(sr), dtype=np.float64)[0, :, :, 0]
+    """The model's final prediction for one [H, W] float image, float64 [H, W].
+
+    Clipped to [0, 1] by the same rule as `training.evaluate`
+    (`cmsc_tf.predictors`), so validation PSNR and evaluation agree.
+    """
+    sr = predictors.final_output(model(x[None, :, :, None].astype(np.float32), training=False))
+    return predictors.to_image(keras.ops.convert_to_numpy(sr), np.shape(x))
 
 
 def recalibrate_batch_norm(model, batches):
