@@ -6,12 +6,13 @@ A set name is either an `SrFolder` config (`t91`, `bsd200`, `set5`, `set14`,
 directory) reads local files only: GCS and downloads are switched off.
 """
 
+import hashlib
 import os
 import pathlib
 
 import tensorflow_datasets as tfds
 
-from training.datasets import skimage_photos, sr_folder
+from training.datasets import image_files, skimage_photos, sr_folder
 
 DATA_DIR_ENV = "CMSC_DATA_DIR"
 SKIMAGE_SETS = {"skimage_train": "train", "skimage_test": "test"}
@@ -42,13 +43,32 @@ def _builder(set_name, data_dir, tfds_dir):
             f"image set {set_name!r} is read from a local datasets folder: pass "
             f"--data_dir or set {DATA_DIR_ENV}.\n"
             + sr_folder.SrFolder.MANUAL_DOWNLOAD_INSTRUCTIONS)
-    builder = sr_folder.SrFolder(config=set_name, data_dir=tfds_dir)
-    folder = root / builder.builder_config.subdir
-    if not builder.is_prepared() and not folder.is_dir():
+    config = next(c for c in sr_folder.SrFolder.BUILDER_CONFIGS if c.name == set_name)
+    folder = root / config.subdir
+    if not folder.is_dir():
         raise FileNotFoundError(
             f"image set {set_name!r}: folder {folder} not found.\n"
             + sr_folder.SrFolder.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    # TFDS keys a prepared set by name and version only; a subfolder named by
+    # the folder's fingerprint makes another folder, or changed images, a
+    # new preparation instead of a silently stale one.
+    prepared_dir = _tfds_base(tfds_dir) / "sr_folder_sources" / folder_fingerprint(folder)
+    builder = sr_folder.SrFolder(config=set_name, data_dir=str(prepared_dir))
     return builder, builder.builder_config.split, root
+
+
+def _tfds_base(tfds_dir):
+    base = tfds_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+    return pathlib.Path(base).expanduser()
+
+
+def folder_fingerprint(folder):
+    """A short hash of the folder's absolute path and its images' names, sizes and times."""
+    digest = hashlib.sha1(str(pathlib.Path(folder).resolve()).encode())
+    for path in image_files.list_images(folder):
+        stat = path.stat()
+        digest.update(f"\0{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
 
 
 def load_images(set_name, data_dir=None, tfds_dir=None):

@@ -1,0 +1,50 @@
+"""The TFDS builders read local folders only, and never serve a stale copy."""
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.datasets import loading
+
+
+def make_set(root, names, gray=()):
+    folder = root / "benchmark" / "Set5"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in names:
+        shape = (12, 17) if name in gray else (12, 17, 3)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(folder / f"{name}.png")
+    return folder
+
+
+def test_folder_set_round_trip_with_grayscale_flag(tmp_path):
+    make_set(tmp_path / "data", ["a", "b", "c"], gray=("b",))
+    images = {name: (image, gray) for name, image, gray in
+              loading.load_arrays("set5", data_dir=tmp_path / "data", tfds_dir=tmp_path / "tfds")}
+    assert sorted(images) == ["a.png", "b.png", "c.png"]
+    assert {name: gray for name, (_, gray) in images.items()} == {
+        "a.png": False, "b.png": True, "c.png": False}
+    source = np.asarray(Image.open(tmp_path / "data" / "benchmark" / "Set5" / "a.png"))
+    np.testing.assert_array_equal(images["a.png"][0], source)
+
+
+def test_changed_or_other_folder_is_prepared_again(tmp_path):
+    folder = make_set(tmp_path / "one", ["a", "b"])
+    tfds_dir = tmp_path / "tfds"
+    assert len(loading.load_arrays("set5", data_dir=tmp_path / "one", tfds_dir=tfds_dir)) == 2
+    (folder / "b.png").unlink()
+    assert [n for n, _, _ in loading.load_arrays("set5", data_dir=tmp_path / "one", tfds_dir=tfds_dir)] == ["a.png"]
+    make_set(tmp_path / "two", ["x", "y", "z"])
+    assert len(loading.load_arrays("set5", data_dir=tmp_path / "two", tfds_dir=tfds_dir)) == 3
+
+
+def test_missing_folder_is_a_clear_error_even_when_a_copy_was_prepared(tmp_path):
+    make_set(tmp_path / "data", ["a"])
+    loading.load_arrays("set5", data_dir=tmp_path / "data", tfds_dir=tmp_path / "tfds")
+    shutil.rmtree(tmp_path / "data")
+    with pytest.raises(FileNotFoundError, match="folder .*Set5 not found"):
+        loading.load_arrays("set5", data_dir=tmp_path / "data", tfds_dir=tmp_path / "tfds")
+    with pytest.raises(ValueError, match="CMSC_DATA_DIR"):
+        loading.load_arrays("set5", data_dir=None, tfds_dir=tmp_path / "tfds")
