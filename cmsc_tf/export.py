@@ -141,6 +141,21 @@ def export_saved_model(model, base_dir, name, version=1, overwrite=False):
     return target
 
 
+def resolve_saved_model_dir(path):
+    """``path`` itself if it holds a SavedModel, else its highest numbered version subfolder.
+
+    So both ``savedmodels/<name>/<version>`` and ``savedmodels/<name>`` (as
+    TF-Serving's base path) name a model.
+    """
+    path = pathlib.Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = sorted((int(p.name), p) for p in path.iterdir() if p.name.isdigit() and p.is_dir())
+    if versions and (versions[-1][1] / "saved_model.pb").is_file():
+        return versions[-1][1]
+    raise ValueError(f"{path}: not a SavedModel folder (no saved_model.pb, no numbered version inside)")
+
+
 def read_metadata(saved_model_dir):
     """The metadata dict stored by :func:`export_saved_model` (``{}`` for foreign SavedModels)."""
     path = pathlib.Path(saved_model_dir) / "assets" / METADATA_FILE

@@ -88,9 +88,9 @@ def load_predictor(spec):
     if spec == "bicubic":
         return bicubic_predictor
     if os.path.isdir(spec):
-        if not os.path.isfile(os.path.join(spec, "saved_model.pb")):
-            raise ValueError(f"{spec}: a directory but not a SavedModel (no saved_model.pb).")
-        return _saved_model_predictor(spec)
+        from cmsc_tf.export import resolve_saved_model_dir
+
+        return _saved_model_predictor(str(resolve_saved_model_dir(spec)))
     if spec.endswith(".keras"):
         if not os.path.isfile(spec):
             raise FileNotFoundError(f"model file not found: {spec}")

@@ -80,18 +80,8 @@ def _keras_network(model, precision):
     return lambda y: forward(tf.constant(y[None], tf.float32))[0].numpy()
 
 
-def _saved_model_dir(path):
-    """``path`` itself if it holds a SavedModel, else its highest numeric version subfolder."""
-    if (path / "saved_model.pb").is_file():
-        return path
-    versions = sorted((int(p.name), p) for p in path.iterdir() if p.name.isdigit() and p.is_dir())
-    if versions and (versions[-1][1] / "saved_model.pb").is_file():
-        return versions[-1][1]
-    raise ValueError(f"{path}: not a SavedModel folder (no saved_model.pb, no numbered version inside)")
-
-
 def _saved_model_network(path, precision):
-    path = _saved_model_dir(path)
+    path = export.resolve_saved_model_dir(path)
     metadata = export.read_metadata(path)
     loaded = tf.saved_model.load(str(path))
     radius = metadata.get("receptive_radius")

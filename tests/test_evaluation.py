@@ -202,6 +202,20 @@ def test_cli_usage_errors_are_one_line_messages(tmp_path):
     run = _run_cli("--model=nonsense.txt", f"--data_dir={tmp_path}")
     assert run.returncode != 0
     assert "must be 'bicubic'" in run.stderr and "Traceback" not in run.stderr
+    # An output that cannot be written is refused before any work.
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    run = _run_cli("--model=bicubic", f"--data_dir={tmp_path}", f"--output_json={blocker}/out.json")
+    assert run.returncode != 0
+    assert "is not a writable folder" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_saved_model_base_folder_resolves_to_its_newest_version():
+    """`savedmodels/vdsr` (TF-Serving's base path) names the same model as `savedmodels/vdsr/1`."""
+    base = pathlib.Path(__file__).resolve().parents[1] / "savedmodels" / "vdsr"
+    x = np.random.default_rng(0).uniform(size=(12, 9))
+    np.testing.assert_array_equal(predictors.load_predictor(str(base))(x),
+                                  predictors.load_predictor(str(base / "1"))(x))
 
 
 def test_embedded_default_set_is_the_skimage_photographs(tmp_path):

@@ -58,6 +58,14 @@ def _evaluate(data_dir, datasets, scales):
     """Loads the model, runs the benchmark, prints the table, writes the JSON."""
     from cmsc_tf import evaluation, predictors
 
+    # Refuse unwritable outputs before minutes of work, not after.
+    for flag, path in (("--output_json", FLAGS.output_json), ("--save_images", FLAGS.save_images)):
+        if path:
+            folder = os.path.dirname(os.path.abspath(path)) if flag == "--output_json" else os.path.abspath(path)
+            while not os.path.exists(folder):
+                folder = os.path.dirname(folder)
+            if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+                raise app.UsageError(f"{flag}={path}: {folder} is not a writable folder")
     try:
         predictor = predictors.load_predictor(FLAGS.model)
         results = evaluation.evaluate(
@@ -68,7 +76,7 @@ def _evaluate(data_dir, datasets, scales):
             metrics=[m.lower() for m in FLAGS.metrics],
             save_images=FLAGS.save_images,
         )
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # OSError: FileNotFoundError, unreadable files
         raise app.UsageError(str(err)) from None
     print(f"Model: {FLAGS.model}")
     print(evaluation.format_table(results, [m.lower() for m in FLAGS.metrics]))
