@@ -23,6 +23,9 @@ from cmsc_tf import image_io, pipeline
 # The model `--model` defaults to, relative to the repository root
 # (docs/deployment.md): the trained compact CMSC, once issue 6 ships it.
 DEFAULT_MODEL = "savedmodels/cmsc_compact/1"
+# Tiles of 512 output pixels keep CMSC's activations (hundreds of bytes per
+# pixel) to a few hundred MB whatever the image; tiling is exact (halo).
+DEFAULT_TILE = 512
 # What the notebooks use while DEFAULT_MODEL is absent: the public trained VDSR.
 FALLBACK_MODEL = "savedmodels/vdsr/1"
 PROGRAM = "cmsc-upscale"
@@ -51,7 +54,10 @@ def build_parser():
     parser.add_argument("--model", default=None, help=f"SavedModel folder, .keras or .tflite (default: {DEFAULT_MODEL})")
     parser.add_argument("--out", default="upscaled", help="output folder (created; default: ./upscaled)")
     parser.add_argument("--format", default="png", help="output file format/extension (default: png)")
-    parser.add_argument("--tile", type=_positive_int, default=None, help="tile side in output pixels (bounds memory)")
+    parser.add_argument(
+        "--tile", type=_positive_int, default=DEFAULT_TILE,
+        help=f"tile side in output pixels; bounds memory, exact (default: {DEFAULT_TILE})",
+    )
     parser.add_argument("--self-ensemble", action="store_true", help="average over the 8 flips/rotations (8x slower)")
     parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "float16"))
     return parser
@@ -85,15 +91,24 @@ def _image_extensions():
 
 
 def collect_jobs(inputs, out_dir, scale, extension):
-    """``[(input path, output path)]``: files as given, folders expanded to the image files inside."""
+    """``[(input path, output path)]``: files as given, folders expanded to the image files inside.
+
+    Outputs always land inside ``out_dir`` (a folder given as ``..`` or ``.``
+    is named by its resolved name), and images already inside ``out_dir`` are
+    not inputs, so a rerun does not upscale its own earlier outputs.
+    """
     suffix = f"_x{scale:g}.{extension}"
+    out_resolved = pathlib.Path(out_dir).resolve()
     jobs = []
     for entry in map(pathlib.Path, inputs):
         if entry.is_dir():
             known = _image_extensions()
+            name = entry.resolve().name or "root"
             for path in sorted(p for p in entry.rglob("*") if p.is_file() and p.suffix.lower() in known):
+                if out_resolved in path.resolve().parents:
+                    continue
                 relative = path.relative_to(entry)
-                jobs.append((path, out_dir / entry.name / relative.parent / (relative.stem + suffix)))
+                jobs.append((path, out_dir / name / relative.parent / (relative.stem + suffix)))
         else:
             jobs.append((entry, out_dir / (entry.stem + suffix)))
     return jobs

@@ -7,15 +7,13 @@ works); sets that are absent are skipped with a message.
 
 import json
 import math
-import os
 import pathlib
-import tempfile
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from cmsc_tf import color, protocol
+from cmsc_tf import atomic, color, protocol
 from cmsc_tf.imresize import imresize_np
 
 DEFAULT_DATASETS = ("Set5", "Set14", "BSD100", "Urban100")
@@ -47,20 +45,6 @@ def write_embedded_benchmark(folder):
     return folder
 
 
-def _atomic_write(path, write):
-    """Calls ``write(temp_path)`` then renames, so no half-written file is ever left at ``path``."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
-
-
 def colour_prediction(hr_uint8, sr, scale):
     """The SR image for viewing: predicted luminance, bicubic Cb/Cr, as uint8.
 
@@ -78,7 +62,8 @@ def colour_prediction(hr_uint8, sr, scale):
 
 
 def _save_png(array, path):
-    _atomic_write(path, lambda temp: Image.fromarray(array).save(temp, format="PNG"))
+    with atomic.atomic_path(path) as temp:
+        Image.fromarray(array).save(temp, format="PNG")
 
 
 def evaluate_set(predictor, image_paths, scale, metrics=DEFAULT_METRICS, save_dir=None, description=None):
@@ -171,4 +156,4 @@ def _json_safe(value):
 def write_json(results, path):
     """Writes ``{"results": [...]}`` atomically."""
     text = json.dumps({"results": _json_safe(results)}, indent=2, allow_nan=False)
-    _atomic_write(path, lambda temp: pathlib.Path(temp).write_text(text + "\n"))
+    atomic.write_text(path, text + "\n")

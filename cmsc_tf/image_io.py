@@ -12,10 +12,11 @@ the file; nothing is ever left half-written.
 
 import os
 import pathlib
-import tempfile
 
 import numpy as np
 import PIL.Image
+
+from cmsc_tf import atomic
 
 # Pillow modes whose pixels are 16- or 32-bit integers (16-bit PNG/TIFF gray).
 _WIDE_INTEGER_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
@@ -87,12 +88,6 @@ def read_image(path):
         raise ImageError(f"{path}: corrupt or unreadable image data ({error})") from None
 
 
-def _current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def output_format(path):
     """Pillow's format name for ``path``'s extension; raises :class:`ImageError` if none."""
     extension = pathlib.Path(path).suffix.lower()
@@ -116,16 +111,8 @@ def write_image(path, array):
     image = PIL.Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array)
     if image_format == "JPEG" and image.mode in ("LA", "RGBA"):
         raise ImageError(f"{path}: JPEG cannot store the alpha channel; write PNG instead")
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)
     try:
-        with os.fdopen(handle, "wb") as f:
-            image.save(f, format=image_format)
-            # mkstemp makes the file private (0600); give it the usual mode.
-            os.chmod(temporary, 0o666 & ~_current_umask())
-        os.replace(temporary, path)
-    except BaseException as error:
-        os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise ImageError(f"{path}: cannot write ({error})") from None
-        raise
+        with atomic.atomic_path(path) as temporary:
+            image.save(temporary, format=image_format)
+    except OSError as error:
+        raise ImageError(f"{path}: cannot write ({error})") from None

@@ -23,6 +23,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from cmsc_tf import atomic
 from cmsc_tf.color import luminance
 from cmsc_tf.export import final_output, model_metadata
 from cmsc_tf.imresize import imresize_np
@@ -108,10 +109,8 @@ def save(model, path, variant="float32", representative_patches=None):
     flatbuffer = convert(model, variant, representative_patches)
     metadata = {**model_metadata(model), "tflite_variant": variant}
     metadata.pop("keras_config")  # a .tflite model cannot be rebuilt in Keras
-    for target, payload in ((path, flatbuffer), (metadata_path(path), json.dumps(metadata, indent=1).encode())):
-        temporary = target.with_name(f".{target.name}.part")
-        temporary.write_bytes(payload)
-        os.replace(temporary, target)
+    atomic.write_bytes(path, flatbuffer)
+    atomic.write_text(metadata_path(path), json.dumps(metadata, indent=1))
     return path
 
 

@@ -98,12 +98,26 @@ def test_folder_input_keeps_structure_and_skips_non_images(tmp_path, model_path)
     assert files_under(out) == [os.path.join("in", "sub", "a_x2.png")]
 
 
+def test_outputs_stay_in_out_and_are_not_reread(tmp_path, model_path, monkeypatch):
+    """`..` as input still writes inside --out; --out inside the input folder
+    is not scanned, so a rerun makes no `_x2_x2` files."""
+    work = tmp_path / "photos" / "work"
+    work.mkdir(parents=True)
+    PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / "photos" / "a.png")
+    monkeypatch.chdir(work)
+    out = tmp_path / "photos" / "up"
+    for _ in range(2):
+        assert cli.run_cli(["..", "--scale", "2", "--model", model_path, "--out", str(out)]) == 0
+    assert files_under(out) == [os.path.join("photos", "a_x2.png")]
+
+
 def test_failed_write_leaves_no_file(tmp_path, model_path, capsys, monkeypatch):
     PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / "a.png")
     out = tmp_path / "out"
 
     def broken_save(self, fp, format=None, **params):
-        fp.write(b"\x89PNG half an image")
+        with open(fp, "wb") as f:  # half an image reaches the disk, then the disk is full
+            f.write(b"\x89PNG half an image")
         raise OSError("disk full")
 
     monkeypatch.setattr(PIL.Image.Image, "save", broken_save)

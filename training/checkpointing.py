@@ -18,10 +18,10 @@ and momentum continue exactly.
 """
 
 import json
-import os
 import pathlib
 import re
-import tempfile
+
+from cmsc_tf import atomic
 
 STATE_FILE = "state.json"
 _CKPT = re.compile(r"^ckpt-e(\d+)-s(\d+)\.weights\.h5$")
@@ -33,17 +33,7 @@ def checkpoint_name(epoch, step):
 
 def write_atomically(path, text):
     """Writes `text` to `path` through a temp file and a rename (never half-written)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic.write_text(path, text)
 
 
 def read_state(model_dir):
@@ -64,10 +54,8 @@ def save(model, model_dir, epoch, step, keep_epoch_checkpoints=True, **extra):
     model_dir = pathlib.Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     name = checkpoint_name(epoch, step)
-    # Keras insists on the .weights.h5 suffix; the temp name keeps it.
-    tmp = model_dir / f".tmp-{name}"
-    model.save_weights(str(tmp))
-    os.replace(tmp, model_dir / name)
+    with atomic.atomic_path(model_dir / name) as tmp:  # keeps Keras's .weights.h5 suffix
+        model.save_weights(tmp)
     state = {"epoch": int(epoch), "step": int(step), "weights": name, **extra}
     write_atomically(model_dir / STATE_FILE, json.dumps(state, indent=1) + "\n")
     _prune(model_dir, keep=name, keep_epoch_checkpoints=keep_epoch_checkpoints)

@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import logging
 
 import cmsc_tf
-from cmsc_tf import protocol
+from cmsc_tf import atomic, protocol
 from training import callbacks as cb
 from training import checkpointing, optimizers
 from training import pipeline as data_pipeline
@@ -299,9 +299,8 @@ def export_model(model, export_dir):
     export_dir.parent.mkdir(parents=True, exist_ok=True)
     model = inference_copy(model)
     keras_path = export_dir.with_suffix(".keras")
-    tmp_keras = keras_path.with_name(f".tmp-{keras_path.name}")
-    model.save(str(tmp_keras))
-    os.replace(tmp_keras, keras_path)
+    with atomic.atomic_path(keras_path) as tmp_keras:
+        model.save(tmp_keras)
     versions = [int(p.name) for p in export_dir.glob("*") if p.name.isdigit()]
     saved_model = cmsc_tf.export_saved_model(
         model, export_dir.parent, export_dir.name, version=max(versions, default=0) + 1
