@@ -23,8 +23,12 @@ _WIDE_INTEGER_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 _DIRECT_MODES = ("L", "LA", "RGB", "RGBA")
 
 
-class ImageError(Exception):
-    """A file that cannot be read or written as an image; the message names the file."""
+class ImageError(ValueError):
+    """A file that cannot be read or written as an image; the message names the file.
+
+    A ValueError, so that every command line that reports bad input
+    (`ValueError` -> one-line message) reports bad images too.
+    """
 
 
 def wide_to_uint8(array):

@@ -14,9 +14,8 @@ model. Keeping one path is what makes the Bicubic rows a test of the model rows.
 import time
 
 import numpy as np
-from PIL import Image
 
-from cmsc_tf import color, metrics
+from cmsc_tf import color, image_io, metrics
 from cmsc_tf.imresize import imresize_np
 
 # Name -> function of (reference, distorted) on the 0..255 scale.
@@ -31,20 +30,13 @@ def check_scale(scale):
 
 
 def read_image(path):
-    """An 8-bit image file as uint8 ``[H, W]`` (gray) or ``[H, W, C]`` (gray+alpha, RGB, RGBA)."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            if mode == "P":  # palette: expand to its colours, keeping transparency
-                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-            elif mode == "1":
-                image = image.convert("L")
-            elif mode not in ("L", "LA", "RGB", "RGBA"):
-                raise ValueError(f"{path}: unsupported image mode {mode!r}; expected 8-bit gray or RGB.")
-            return np.asarray(image, dtype=np.uint8)
-    except (OSError, Image.DecompressionBombError) as err:
-        raise ValueError(f"{path}: cannot read image: {err}") from err
+    """An image file as uint8 ``[H, W]`` (gray) or ``[H, W, C]`` (gray+alpha, RGB, RGBA).
+
+    The project's one reader (:func:`cmsc_tf.image_io.read_image`): palette
+    images expanded, 16-bit images scaled to 8 bits, float images refused;
+    errors are ``ValueError`` naming the file.
+    """
+    return image_io.read_image(path)
 
 
 def modcrop(image, scale):

@@ -83,10 +83,10 @@ def test_luminance_rule_from_files(tmp_path):
 
 def test_bad_inputs_get_clear_errors(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not an image")
-    with pytest.raises(ValueError, match="cannot read image"):
+    with pytest.raises(ValueError, match="broken.png: unsupported or unrecognised image format"):
         protocol.read_image(tmp_path / "broken.png")
     Image.fromarray(np.zeros((8, 8), np.float32)).save(tmp_path / "float.tif")
-    with pytest.raises(ValueError, match="unsupported image mode"):
+    with pytest.raises(ValueError, match="float.tif: floating-point images"):
         protocol.read_image(tmp_path / "float.tif")
     y = np.zeros((24, 24))
     with pytest.raises(ValueError, match="integer >= 2"):

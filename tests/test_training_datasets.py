@@ -48,3 +48,18 @@ def test_missing_folder_is_a_clear_error_even_when_a_copy_was_prepared(tmp_path)
         loading.load_arrays("set5", data_dir=tmp_path / "data", tfds_dir=tmp_path / "tfds")
     with pytest.raises(ValueError, match="CMSC_DATA_DIR"):
         loading.load_arrays("set5", data_dir=None, tfds_dir=tmp_path / "tfds")
+
+
+def test_training_reader_handles_modes_and_names_corrupt_files(tmp_path):
+    from training.datasets import image_files
+
+    gray_alpha = np.dstack([np.full((5, 6), 80, np.uint8), np.full((5, 6), 255, np.uint8)])
+    Image.fromarray(gray_alpha, "LA").save(tmp_path / "la.png")
+    image, gray = image_files.read_image(tmp_path / "la.png")
+    assert gray and image.shape == (5, 6, 3) and (image == 80).all()
+    Image.fromarray(np.full((4, 4), 65535, np.uint16)).save(tmp_path / "wide.png")
+    image, gray = image_files.read_image(tmp_path / "wide.png")
+    assert gray and (image == 255).all()
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(ValueError, match="bad.png"):
+        image_files.read_image(tmp_path / "bad.png")

@@ -10,7 +10,7 @@ a flag that says whether it was grayscale.
 import pathlib
 
 import numpy as np
-from PIL import Image
+from cmsc_tf import image_io
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -28,7 +28,7 @@ def list_images(folder):
 
 
 def as_rgb_uint8(array):
-    """[H, W] / [H, W, 1|3|4] uint8 -> ([H, W, 3] uint8, grayscale: bool).
+    """[H, W] / [H, W, 1|2|3|4] uint8 -> ([H, W, 3] uint8, grayscale: bool).
 
     Alpha is dropped (protocol.md); a single channel is replicated.
     """
@@ -37,24 +37,18 @@ def as_rgb_uint8(array):
         raise ValueError(f"expected a uint8 image, got dtype {array.dtype}")
     if array.ndim == 2:
         array = array[..., None]
-    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"expected an image [H, W] or [H, W, 1|3|4], got shape {array.shape}")
-    if array.shape[-1] == 1:
-        return np.repeat(array, 3, axis=-1), True
+    if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"expected an image [H, W] or [H, W, 1|2|3|4], got shape {array.shape}")
+    if array.shape[-1] <= 2:  # gray, or gray + alpha
+        return np.repeat(array[..., :1], 3, axis=-1), True
     return np.ascontiguousarray(array[..., :3]), False
 
 
 def read_image(path):
-    """Reads one image file -> ([H, W, 3] uint8, grayscale: bool)."""
-    with Image.open(path) as image:
-        if image.mode in ("L", "RGB", "RGBA"):
-            array = np.asarray(image)
-        elif image.mode in ("P", "PA", "CMYK", "YCbCr", "LA"):
-            # Palette or other 8-bit colour modes: their colours are RGB pixels.
-            grayscale = image.mode == "LA"
-            array = np.asarray(image.convert("L" if grayscale else "RGB"))
-        else:
-            raise ValueError(
-                f"{path}: unsupported image mode {image.mode!r}; "
-                "expected 8-bit grayscale or RGB(A)")
-    return as_rgb_uint8(array)
+    """Reads one image file -> ([H, W, 3] uint8, grayscale: bool).
+
+    Through the project's one reader (`cmsc_tf.image_io.read_image`: every
+    Pillow mode, 16-bit scaled to 8 bits, a `ValueError` naming the file for
+    corrupt or unsupported files).
+    """
+    return as_rgb_uint8(image_io.read_image(path))
