@@ -170,3 +170,17 @@ def _contains(image, crop):
         return False
     windows = np.lib.stride_tricks.sliding_window_view(image, crop.shape)
     return bool(np.any(np.all(np.abs(windows - crop) <= 1.0 / 255 + 1e-6, axis=(2, 3))))
+
+
+def test_random_crop_epoch_is_never_short_when_draws_yield_nothing():
+    """A 30x30 image: its 0.5 and 0.7 variants (15, 21 pixels) are smaller than
+    or barely hold a 25-pixel patch, so two thirds of the draws give no pair.
+    The epoch must still hold exactly `num_steps` batches (a short one would
+    shift every later epoch and break exact resume)."""
+    rng = np.random.default_rng(0)
+    table = pipeline.ImageTable([rng.integers(0, 256, (30, 30), dtype=np.uint8)])
+    config = pipeline.PipelineConfig(mode="random_crop", patch_size=25, batch_size=4,
+                                     crops_per_image=2, shuffle_buffer=8, scales=(2,))
+    batches = list(pipeline.epoch_batches(table, config, 0, num_steps=12))
+    assert len(batches) == 12
+    assert all(x.shape == (4, 25, 25, 1) for x, _ in batches)

@@ -245,10 +245,14 @@ def _paper_epoch(table, config, epoch):
 
 
 def _random_crop_epoch(table, config, epoch, num_steps):
-    """Unbatched pairs of one "random_crop" epoch: enough draws for `num_steps` batches."""
+    """Unbatched pairs of one "random_crop" epoch: an endless stream of draws.
+
+    Endless, so that draws that yield no pair (a variant smaller than a patch)
+    can never make the epoch short; `epoch_batches` takes `num_steps` batches,
+    and a short epoch would shift every later epoch and break exact resume.
+    """
+    del num_steps  # the caller's take() bounds the stream
     seed = _epoch_seed(config, epoch)
-    # One draw per crops_per_image pairs; a few spare draws for images too small to crop.
-    draws = math.ceil(num_steps * config.batch_size / config.crops_per_image) + 8
     scales = tf.constant(config.scales, tf.int32)
 
     def pairs(draw):
@@ -260,7 +264,7 @@ def _random_crop_epoch(table, config, epoch, num_steps):
         return random_pairs(augment(image, variant), scale, config.crops_per_image,
                             config.patch_size, draw_seed)
 
-    return _shuffled_pairs(tf.data.Dataset.range(draws).map(
+    return _shuffled_pairs(tf.data.Dataset.range(2**62).map(
         pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True), config, seed)
 
 
