@@ -103,23 +103,33 @@ def test_block_on_one_tensor_feeds_both_branches():
         np.testing.assert_array_equal(s, p)
 
 
-def test_rfl_subnetwork_is_eq3():
-    """D_q = G_last(...G(f_q(D_{q-1}))) + D_{q-1}, with and without the skip."""
+def np_msc(block, a, b):
+    """Eq. 1 (or Eq. 2 when the block is fused) in NumPy from the block's weights."""
+    m = (a + b) / 2
+    left, right = np_branch(block, 0, a), np_branch(block, 1, b)
+    if block.fused:
+        return left + right + m
+    return np_leaky(left + m), np_leaky(right + m)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_rfl_subnetwork_is_eq3(residual):
+    """D_q = G_last(G(...G(f_q(D_{q-1})))) + D_{q-1}, all in NumPy; the first
+    module gets f_q(D_{q-1}) on both branches."""
     rng = np.random.default_rng(3)
     x = rng.normal(size=(1, 7, 9, 4)).astype("float32")
-    net = ResidualFeaturesSubnetwork(num_features=4, num_modules=3, kernel_sizes=(3, 5))
+    net = ResidualFeaturesSubnetwork(num_features=4, num_modules=3, kernel_sizes=(3, 5),
+                                     residual=residual)
     net(x)
     randomise_batch_norms(net, rng)
-    h = net.entry(x, training=False)
-    for block in net.blocks:
-        h = block(h, training=False)
-    np.testing.assert_allclose(net(x, training=False), h + x, atol=1e-5)
     assert [b.fused for b in net.blocks] == [False, False, True]
 
-    no_skip = ResidualFeaturesSubnetwork.from_config({**net.get_config(), "residual": False})
-    no_skip(x)
-    no_skip.set_weights(net.get_weights())
-    np.testing.assert_allclose(no_skip(x, training=False), h, atol=1e-5)
+    d = x[0].astype(np.float64)
+    h = np_unit(net.entry, d)
+    a, b = np_msc(net.blocks[0], h, h)
+    a, b = np_msc(net.blocks[1], a, b)
+    expected = np_msc(net.blocks[2], a, b) + (d if residual else 0)
+    np.testing.assert_allclose(net(x, training=False)[0], expected, atol=1e-4)
 
 
 def test_rfl_skip_rejects_mismatched_width():
