@@ -334,9 +334,18 @@ def run(config, flags_text=None):
     command line, reusable with --flagfile).
     """
     config.validate()
+    # The dtype policy is process-global in Keras: set it for this run only.
+    previous_policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(config.precision)
+    try:
+        return _run(config, flags_text)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+
+
+def _run(config, flags_text):
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy, config.tpu)
-    keras.mixed_precision.set_dtype_policy(config.precision)
     logging.info("strategy %s with %d replica(s)", config.strategy, strategy.num_replicas_in_sync)
 
     table = load_training_table(config)
