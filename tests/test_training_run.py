@@ -193,3 +193,16 @@ def test_loss_pixel_reduction_flag_reaches_the_compiled_loss(tmp_path, tfds_dir)
         model = train_lib.build_and_compile(config, steps_per_epoch=10)
         losses[reduction] = float(model.compute_loss(x, y, model(x, training=False)))
     assert losses["mean"] == pytest.approx(losses["sum"] / (21 * 21), rel=1e-5)
+
+
+def test_mixed_precision_run_trains_and_leaves_the_global_policy_alone(tmp_path, tfds_dir):
+    config = tiny_config(tfds_dir, tmp_path, precision="mixed_bfloat16", checkpoint_every_steps=0)
+    before = keras.mixed_precision.dtype_policy().name
+    summary, model = train_lib.run(config)
+    assert keras.mixed_precision.dtype_policy().name == before
+    assert summary["iterations"] == config.steps_per_epoch
+    # Computation in bfloat16, variables and outputs in float32 (outputs feed the loss).
+    assert model.get_layer("feature_extraction").compute_dtype == "bfloat16"
+    assert all(w.dtype == "float32" for w in model.trainable_weights)
+    out = model(np.zeros((1, 9, 9, 1), np.float32))
+    assert all(o.dtype == "float32" for o in out)
