@@ -29,6 +29,7 @@ setup(
     ],
     extras_require={
         "serving": ["tensorflow-serving-api>=2.18,<2.22"],
+        "plots": ["matplotlib>=3.8,<4"],
         "test": [
             "pytest>=8,<10",
             "tensorflow-serving-api>=2.18,<2.22",
