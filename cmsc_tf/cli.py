@@ -15,7 +15,6 @@ import argparse
 import pathlib
 import sys
 
-from absl import app
 from absl.flags import argparse_flags
 
 from cmsc_tf import image_io, pipeline
@@ -47,7 +46,11 @@ def _positive_int(text):
 
 def build_parser():
     parser = argparse_flags.ArgumentParser(
-        prog=PROGRAM, description="Super-resolve images with a trained CMSC (or VDSR) model."
+        prog=PROGRAM,
+        description="Super-resolve images with a trained CMSC (or VDSR) model.",
+        # Only this command's own options: absl flags that other imported
+        # modules define (e.g. training scripts' --out) must not collide.
+        inherited_absl_flags=None,
     )
     parser.add_argument("inputs", nargs="+", help="image files or folders (folders: their images, recursively)")
     parser.add_argument("--scale", type=_scale, required=True, help="upscaling factor, 1 to 8, non-integer allowed")
@@ -191,7 +194,7 @@ def run_cli(argv):
 
 def main():
     """Console-script entry point (setup.py: ``cmsc-upscale = cmsc_tf.cli:main``)."""
-    app.run(lambda args: sys.exit(run(args)), flags_parser=lambda argv: build_parser().parse_args(argv[1:]))
+    sys.exit(run_cli(sys.argv[1:]))
 
 
 if __name__ == "__main__":
