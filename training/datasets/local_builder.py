@@ -10,6 +10,7 @@ Two things differ from a stock `GeneratorBasedBuilder`:
   property fails on a fresh install.
 """
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 
@@ -20,3 +21,13 @@ class LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     @classmethod
     def code_path(cls):
         return None
+
+
+def image_features():
+    """The example format of every project builder: one HR image, its grayscale
+    flag (protocol.md's luminance rule needs it) and its file name."""
+    return tfds.features.FeaturesDict({
+        "image": tfds.features.Image(shape=(None, None, 3)),
+        "grayscale": tfds.features.Scalar(dtype=np.bool_),
+        "name": tfds.features.Text(),
+    })

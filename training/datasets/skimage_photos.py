@@ -8,7 +8,6 @@ photographs with fine detail; documents, drawings and synthetic images of
 skimage.data are left out.
 """
 
-import numpy as np
 import tensorflow_datasets as tfds
 
 from training.datasets import image_files, local_builder
@@ -36,11 +35,7 @@ class SkimagePhotos(local_builder.LocalBuilder, skip_registration=True):
 
     def _info(self):
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 3)),
-                "grayscale": tfds.features.Scalar(dtype=np.bool_),
-                "name": tfds.features.Text(),
-            }),
+            features=local_builder.image_features(),
             description="Photographs shipped with scikit-image (skimage.data).",
             homepage="https://scikit-image.org/docs/stable/api/skimage.data.html",
         )

@@ -16,7 +16,6 @@ and its file name.
 import dataclasses
 
 
-import numpy as np
 import tensorflow_datasets as tfds
 
 from training.datasets import image_files, local_builder
@@ -66,11 +65,7 @@ project pages. Only the folders of the sets you use need to exist.
 
     def _info(self):
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 3)),
-                "grayscale": tfds.features.Scalar(dtype=np.bool_),
-                "name": tfds.features.Text(),
-            }),
+            features=local_builder.image_features(),
             description="HR images of one super-resolution set, read from a local folder.",
         )
 
