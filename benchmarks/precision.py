@@ -1,14 +1,16 @@
 """Reduced-precision inference: speed of the full CMSC and Set5 PSNR change of a trained network.
 
 Usage: python benchmarks/precision.py [--reduced bfloat16] [--size 128] [--repeats 3]
-           [--data_dir ../shared/datasets] [--weights ../shared/reference_models/vdsr_291_x234.npz]
+           [--data_dir ../shared/datasets] [--trained savedmodels/cmsc_compact.keras]
 
 Speed: the full paper CMSC (``build_model("cmsc")``, random weights: speed
 does not depend on them) through ``Upscaler(model, precision=...).network_y``
 on one ``size x size`` luminance, float32 and the reduced precision timed
 alternately in the same run, best of ``--repeats``.
-PSNR: the public trained VDSR (no trained CMSC ships yet) on Set5 x2 with
-the evaluation protocol, float32 against the reduced precision.
+PSNR: a trained network on Set5 x2 with the evaluation protocol, float32
+against the reduced precision: ``--trained`` (a ``.keras`` file; default the
+shipped compact CMSC ``savedmodels/cmsc_compact.keras``, else the public VDSR
+weights of ``--weights``).
 ``--reduced bfloat16`` is for CPUs (AVX512_BF16 / AMX), ``float16`` for GPUs.
 """
 
@@ -51,6 +53,7 @@ def main():
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--data_dir", default=os.environ.get("CMSC_DATA_DIR", str(SHARED / "datasets")))
     parser.add_argument("--weights", default=str(SHARED / "reference_models" / "vdsr_291_x234.npz"))
+    parser.add_argument("--trained", default=str(REPO / "savedmodels" / "cmsc_compact.keras"))
     args = parser.parse_args()
     precisions = ("float32", args.reduced)
 
@@ -65,11 +68,17 @@ def main():
             network(x)
             best[p] = min(best[p], time.perf_counter() - start)
 
-    vdsr = cmsc_tf.load_vdsr_weights(cmsc_tf.build_model("vdsr"), args.weights)
+    if os.path.isfile(args.trained):
+        import keras
+
+        trained, trained_name = keras.saving.load_model(args.trained, safe_mode=True), args.trained
+    else:
+        trained = cmsc_tf.load_vdsr_weights(cmsc_tf.build_model("vdsr"), args.weights)
+        trained_name = f"VDSR ({args.weights})"
     paths = list_images(pathlib.Path(args.data_dir) / "benchmark" / "Set5")
     psnr = {}
     for p in precisions:
-        network = Upscaler(vdsr, precision=p).network_y
+        network = Upscaler(trained, precision=p).network_y
         predict = lambda x: network(x[..., None].astype(np.float32))[..., 0]  # noqa: E731
         psnr[p] = np.mean(
             [
@@ -89,7 +98,7 @@ def main():
     f32, red = conv_seconds(args.size, tf.float32, args.repeats), conv_seconds(args.size, tf.as_dtype(reduced), args.repeats)
     print(f"one 3x3 64->64 conv {args.size}x{args.size}: float32 {f32 * 1e3:.2f} ms, {reduced} {red * 1e3:.2f} ms, "
           f"speed-up {f32 / red:.2f}x (what the hardware gives, without Keras)")
-    print(f"VDSR Set5 x{args.scale} PSNR: float32 {psnr['float32']:.4f} dB, {reduced} {psnr[reduced]:.4f} dB, "
+    print(f"{trained_name} Set5 x{args.scale} PSNR: float32 {psnr['float32']:.4f} dB, {reduced} {psnr[reduced]:.4f} dB, "
           f"change {psnr[reduced] - psnr['float32']:+.4f} dB")
 
 

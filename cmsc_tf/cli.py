@@ -130,7 +130,7 @@ def _load_upscaler(args):
         model = default_model_path()
         if not model.exists():
             raise FileNotFoundError(
-                f"default model {DEFAULT_MODEL} not found at {model} (no trained CMSC ships yet); "
+                f"default model {DEFAULT_MODEL} not found at {model} (it ships with the repository); "
                 f"pass --model, e.g. --model savedmodels/vdsr/1"
             )
     else:

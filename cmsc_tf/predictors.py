@@ -7,6 +7,7 @@ baseline is not clipped, as the protocol scores it raw).
 
 Accepted model specs: ``bicubic``; a ``.keras`` file (loaded with
 ``safe_mode=True`` after importing ``cmsc_tf`` so its layers are registered);
+a ``.tflite`` file (run with LiteRT, :class:`cmsc_tf.tflite.TFLiteNetwork`);
 a SavedModel directory with a ``luminance`` or ``serving_default`` signature
 taking one float32 ``[B, H, W, 1]`` tensor. The SavedModel part is kept to
 :func:`_saved_model_predictor` so it can follow the deployment signatures.
@@ -84,7 +85,7 @@ def _saved_model_predictor(path):
 
 
 def load_predictor(spec):
-    """``bicubic``, a ``.keras`` file or a SavedModel directory -> predictor."""
+    """``bicubic``, a ``.keras`` or ``.tflite`` file or a SavedModel directory -> predictor."""
     if spec == "bicubic":
         return bicubic_predictor
     if os.path.isdir(spec):
@@ -99,4 +100,21 @@ def load_predictor(spec):
         import cmsc_tf  # noqa: F401  (registers the cmsc_tf layers for deserialisation)
 
         return keras_predictor(keras.saving.load_model(spec, safe_mode=True))
-    raise ValueError(f"--model must be 'bicubic', a .keras file or a SavedModel directory, got {spec!r}.")
+    if spec.endswith(".tflite"):
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"model file not found: {spec}")
+        return tflite_predictor(spec)
+    raise ValueError(
+        f"--model must be 'bicubic', a .keras or .tflite file or a SavedModel directory, got {spec!r}.")
+
+
+def tflite_predictor(path):
+    """Predictor over a converted network run with LiteRT (final output, clipped to [0, 1])."""
+    from cmsc_tf.tflite import TFLiteNetwork
+
+    network = TFLiteNetwork(path)
+
+    def predict(x):
+        return to_image(network(np.asarray(x, np.float32)[:, :, None])[None], np.shape(x))
+
+    return predict

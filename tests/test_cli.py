@@ -138,15 +138,28 @@ def run_module(args, cwd):
     return subprocess.run([sys.executable, "-m", "cmsc_tf.cli", *args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
-def test_python_m_form_and_missing_default_model(tmp_path, model_path):
+def test_python_m_form(tmp_path, model_path):
     PIL.Image.fromarray(random_rgb(8, 8)).save(tmp_path / "a.png")
     done = run_module(["a.png", "--scale", "2", "--model", model_path], tmp_path)
     assert done.returncode == 0, done.stderr
     assert PIL.Image.open(tmp_path / "upscaled" / "a_x2.png").size == (16, 16)
-    if os.path.exists(cli.default_model_path()):
-        pytest.skip("a default model is installed")
-    missing = run_module(["a.png", "--scale", "2", "--out", "other"], tmp_path)
-    assert missing.returncode == 2
-    [line] = [l for l in missing.stderr.splitlines() if "cmsc-upscale" in l]
+
+
+def test_without_model_runs_the_shipped_default(tmp_path):
+    PIL.Image.fromarray(random_rgb(12, 10)).save(tmp_path / "a.png")
+    default = run_module(["a.png", "--scale", "2", "--out", "default"], tmp_path)
+    assert default.returncode == 0, default.stderr
+    named = run_module(["a.png", "--scale", "2", "--out", "named", "--model", str(cli.default_model_path())],
+                       tmp_path)
+    assert named.returncode == 0, named.stderr
+    a, b = (np.asarray(PIL.Image.open(tmp_path / d / "a_x2.png")) for d in ("default", "named"))
+    assert a.shape == (24, 20, 3) and np.array_equal(a, b)
+
+
+def test_missing_default_model_is_one_line(tmp_path, monkeypatch, capsys):
+    PIL.Image.fromarray(random_rgb(8, 8)).save(tmp_path / "a.png")
+    monkeypatch.setattr(cli, "default_model_path", lambda: tmp_path / "gone" / cli.DEFAULT_MODEL)
+    assert cli.run_cli([str(tmp_path / "a.png"), "--scale", "2", "--out", str(tmp_path / "other")]) == 2
+    [line] = error_lines(capsys.readouterr())
     assert line.startswith("cmsc-upscale: error: cannot load model: default model savedmodels/cmsc_compact/1 not found")
     assert not (tmp_path / "other").exists()

@@ -77,6 +77,7 @@ def test_public_vdsr_scores_37_62_on_set5_x2_through_the_cli(shared_dir, tmp_pat
         "--scales=2",
         "--metrics=psnr",
         f"--output_json={output}",
+        "--compare=Bicubic,VDSR",
     )
     assert run.returncode == 0, run.stderr[-3000:]
     (record,) = json.loads(output.read_text())["results"]
@@ -84,6 +85,10 @@ def test_public_vdsr_scores_37_62_on_set5_x2_through_the_cli(shared_dir, tmp_pat
     # datasets/README.md: 37.62 dB with this protocol.
     assert record["psnr"] == pytest.approx(37.62, abs=0.01)
     assert "| Set5 | x2 | 37.6" in run.stdout
+    # --compare: the paper's rows (Table III) beside the measured one, same column.
+    assert "| Method | Set5 x2 |" in run.stdout
+    assert "| Bicubic (paper) | 33.68 |" in run.stdout and "| VDSR (paper) | 37.53 |" in run.stdout
+    assert f"| {model_path} (measured) | 37.62 |" in run.stdout
 
 
 def _tiny_benchmark(root):
@@ -187,6 +192,10 @@ def test_saved_model_and_keras_predictors_agree_and_clip(tmp_path):
     assert expected.max() == 1.0  # the clip is exercised
     for spec in (str(keras_path), str(saved_dir)):
         np.testing.assert_allclose(predictors.load_predictor(spec)(x), expected, atol=1e-6)
+    from cmsc_tf import tflite
+
+    tflite_path = tflite.save(model, tmp_path / "tiny.tflite", "float32")
+    np.testing.assert_allclose(predictors.load_predictor(str(tflite_path))(x), expected, atol=1e-5)
 
 
 def test_bad_model_specs_get_clear_errors(tmp_path):
@@ -194,6 +203,8 @@ def test_bad_model_specs_get_clear_errors(tmp_path):
         predictors.load_predictor("vdsr.h5")
     with pytest.raises(FileNotFoundError):
         predictors.load_predictor(str(tmp_path / "missing.keras"))
+    with pytest.raises(FileNotFoundError, match="missing.tflite"):
+        predictors.load_predictor(str(tmp_path / "missing.tflite"))
     with pytest.raises(ValueError, match="not a SavedModel"):
         predictors.load_predictor(str(tmp_path))
 

@@ -1,10 +1,10 @@
-"""training.plot_curves reads run folders and draws PSNR against step."""
+"""training.curves reads run folders and draws PSNR against step."""
 
 import json
 
 import pytest
 
-from training import plot_curves
+from training import curves
 
 
 def make_run(folder, steps_per_epoch, values):
@@ -17,16 +17,40 @@ def make_run(folder, steps_per_epoch, values):
 
 def test_curve_is_indexed_by_training_step(tmp_path):
     run = make_run(tmp_path / "a", 500, [33.5, 34.0, 34.4])
-    assert plot_curves.read_curve(run, "val_psnr_x2") == [(500, 33.5), (1000, 34.0), (1500, 34.4)]
+    assert curves.read_curve(run, "val_psnr_x2") == [(500, 33.5), (1000, 34.0), (1500, 34.4)]
 
 
 def test_plot_writes_a_png_and_errors_are_clear(tmp_path):
-    a = plot_curves.read_curve(make_run(tmp_path / "a", 100, [30.0, 31.0]), "val_psnr_x2")
-    b = plot_curves.read_curve(make_run(tmp_path / "b", 50, [29.0, 30.5, 31.2]), "val_psnr_x2")
+    a = curves.read_curve(make_run(tmp_path / "a", 100, [30.0, 31.0]), "val_psnr_x2")
+    b = curves.read_curve(make_run(tmp_path / "b", 50, [29.0, 30.5, 31.2]), "val_psnr_x2")
     out = tmp_path / "curves.png"
-    plot_curves.plot({"A": a, "B": b}, "val_psnr_x2", out)
+    curves.plot({"A": a, "B": b}, "val_psnr_x2", out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
     with pytest.raises(ValueError, match="no column 'val_psnr_x9'"):
-        plot_curves.read_curve(tmp_path / "a", "val_psnr_x9")
+        curves.read_curve(tmp_path / "a", "val_psnr_x9")
     with pytest.raises(FileNotFoundError, match="not a training run folder"):
-        plot_curves.read_curve(tmp_path, "val_psnr_x2")
+        curves.read_curve(tmp_path, "val_psnr_x2")
+
+
+def test_command_draws_several_columns_and_names_a_missing_one(tmp_path):
+    import subprocess
+    import sys
+
+    from tests import training_helpers as helpers
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"steps_per_epoch": 10}))
+    (run / "training_log.csv").write_text("epoch,val_psnr_x2,val_psnr_x3\n0,33.0,30.0\n1,34.0,31.0\n")
+    out = tmp_path / "c.png"
+
+    def plot(metric):
+        return subprocess.run([sys.executable, "-m", "training.plot_curves", f"--runs=A={run}",
+                               f"--metric={metric}", f"--out={out}"], cwd=helpers.REPO_ROOT,
+                              env=helpers.python_env(), capture_output=True, text=True, timeout=120)
+
+    done = plot("val_psnr_x2,val_psnr_x3")
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    missing = plot("val_psnr_x2,val_psnr_x4")
+    assert missing.returncode != 0 and "no column 'val_psnr_x4'" in missing.stderr

@@ -32,6 +32,11 @@ def test_quick_flags_trains_beats_bicubic_and_exports(tmp_path):
     saved = tf.saved_model.load(str(export_dir / "1"))  # TF-Serving layout, first version
     from_saved = saved.signatures["luminance"](bicubic_y=tf.constant(x))["final"].numpy()
     np.testing.assert_allclose(from_keras, from_saved, atol=1e-5)
+    # ... and so does the float16 TFLite file, to float16 weight precision.
+    from cmsc_tf.tflite import TFLiteNetwork
+
+    from_tflite = TFLiteNetwork(export_dir.parent / "quick_float16.tflite")(x[0])
+    np.testing.assert_allclose(from_keras[0], from_tflite, atol=2e-3)
     assert (model_dir / "flags.txt").exists() and (model_dir / "training_log.csv").exists()
     if importlib.util.find_spec("tensorboard") is not None:
         assert list((model_dir / "tensorboard").rglob("events.out.tfevents.*"))

@@ -1,9 +1,10 @@
 """Evaluates a super-resolution model on the benchmark sets with the paper's protocol.
 
 Usage:
-  python -m training.evaluate --model=bicubic|MODEL.keras|SAVED_MODEL_DIR \
+  python -m training.evaluate --model=bicubic|MODEL.keras|MODEL.tflite|SAVED_MODEL_DIR \
       [--data_dir=../shared/datasets/benchmark] [--datasets=Set5,Set14,BSD100,Urban100] \
-      [--scales=2,3,4] [--metrics=psnr,ssim,ifc] [--save_images=DIR] [--output_json=PATH]
+      [--scales=2,3,4] [--metrics=psnr,ssim,ifc] [--save_images=DIR] [--output_json=PATH] \
+      [--compare=Bicubic,SRCNN]
 
 Prints a Table III style table (mean PSNR / SSIM / IFC per set and scale, on
 the luminance channel, model output clipped to [0, 1]); see docs/evaluation.md.
@@ -17,7 +18,7 @@ import tempfile
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "bicubic", "'bicubic', a .keras file, or a SavedModel directory.")
+flags.DEFINE_string("model", "bicubic", "'bicubic', a .keras or .tflite file, or a SavedModel directory.")
 flags.DEFINE_string(
     "data_dir",
     os.path.join(os.environ["CMSC_DATA_DIR"], "benchmark") if os.environ.get("CMSC_DATA_DIR") else None,
@@ -33,6 +34,8 @@ flags.DEFINE_list("scales", ["2", "3", "4"], "Integer upscaling factors.")
 flags.DEFINE_list("metrics", ["psnr", "ssim", "ifc"], "Metrics: any of psnr, ssim, ifc.")
 flags.DEFINE_string("save_images", None, "Folder for the colour SR images (model on Y, bicubic on Cb/Cr).")
 flags.DEFINE_string("output_json", None, "Where to write the results as JSON.")
+flags.DEFINE_list("compare", [], "Table III methods to print beside the model, e.g. Bicubic,SRCNN,CMSC "
+                  "(the paper's published scores, cmsc_tf.paper_table3).")
 
 
 def main(argv):
@@ -80,9 +83,25 @@ def _evaluate(data_dir, datasets, scales):
         raise app.UsageError(str(err)) from None
     print(f"Model: {FLAGS.model}")
     print(evaluation.format_table(results, [m.lower() for m in FLAGS.metrics]))
+    if FLAGS.compare:
+        print(_comparison(results))
     if FLAGS.output_json:
         evaluation.write_json(results, FLAGS.output_json)
         print(f"Wrote {FLAGS.output_json}")
+
+
+def _comparison(results):
+    """The measured rows beside the paper's rows of the --compare methods, Table III layout."""
+    from cmsc_tf import paper_table3
+
+    measured = paper_table3.measured_scores(results)
+    metrics = [m for m in paper_table3.METRICS if m in FLAGS.metrics]
+    try:
+        rows = [(f"{name} (paper)", paper_table3.paper_scores(name)) for name in FLAGS.compare]
+    except ValueError as err:
+        raise app.UsageError(str(err)) from None
+    return paper_table3.comparison_table([*rows, (f"{FLAGS.model} (measured)", measured)],
+                                         metrics, columns=measured)
 
 
 if __name__ == "__main__":

@@ -4,66 +4,24 @@ Usage (from the repository root):
 
     python -m training.plot_curves --runs=MSC=runs/msc_l3r5,MR=runs/mr_l3r3 \\
         --metric=val_psnr_x3 --out=docs/fig5_small.png
+    python -m training.plot_curves --runs=compact=checkpoints/cmsc_compact \
+        --metric=val_psnr_x2,val_psnr_x3,val_psnr_x4 --out=docs/compact_curve.png
 
 Each run folder is a `--model_dir` of `training.main`: its `training_log.csv`
 gives the metric per epoch and its `state.json` (or `config.json`) the steps
 per epoch, so the x axis is the training step (equal-budget comparisons line up).
 """
 
-import csv
-import json
-import pathlib
-
 from absl import app, flags
+
+from training.curves import plot, read_curve
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_list("runs", [], "label=model_dir pairs.")
-flags.DEFINE_string("metric", "val_psnr_x2", "Column of training_log.csv to plot.")
+flags.DEFINE_list("metric", ["val_psnr_x2"], "Columns of training_log.csv to plot (one line per run and column).")
 flags.DEFINE_string("title", "", "Figure title.")
 flags.DEFINE_string("out", "curves.png", "PNG file to write.")
-
-
-def read_curve(model_dir, metric):
-    """[(step, value)] of `metric` after each epoch of the run in `model_dir`."""
-    model_dir = pathlib.Path(model_dir)
-    log, config = model_dir / "training_log.csv", model_dir / "config.json"
-    if not log.is_file() or not config.is_file():
-        raise FileNotFoundError(f"{model_dir}: not a training run folder (needs training_log.csv and config.json)")
-    state = model_dir / "state.json"
-    # state.json holds the resolved count (config.json says 0 for "one paper epoch").
-    source = state if state.is_file() else config
-    steps_per_epoch = json.loads(source.read_text())["steps_per_epoch"]
-    with open(log, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows and metric not in rows[0]:
-        raise ValueError(f"{log}: no column {metric!r}; columns: {', '.join(rows[0])}")
-    if not steps_per_epoch:
-        raise ValueError(f"{model_dir}: the steps per epoch are unknown (no state.json yet)")
-    return [((int(row["epoch"]) + 1) * steps_per_epoch, float(row[metric])) for row in rows]
-
-
-def plot(curves, metric, out, title=""):
-    """Writes a PNG of `curves` ({label: [(step, value)]}) to `out`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cmsc_tf import atomic
-
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for label, points in curves.items():
-        axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-    axes.set_xlabel("training step")
-    axes.set_ylabel(metric)
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    with atomic.atomic_path(out) as temporary:
-        figure.savefig(temporary, format="png", dpi=120)
-    plt.close(figure)
 
 
 def main(argv):
@@ -76,11 +34,13 @@ def main(argv):
         label, sep, model_dir = item.partition("=")
         if not sep:
             raise app.UsageError(f"--runs takes label=model_dir pairs, got {item!r}")
-        try:
-            curves[label] = read_curve(model_dir, FLAGS.metric)
-        except (OSError, ValueError) as error:
-            raise app.UsageError(str(error)) from None
-    plot(curves, FLAGS.metric, FLAGS.out, FLAGS.title)
+        for metric in FLAGS.metric:
+            name = label if len(FLAGS.metric) == 1 else f"{label} {metric}"
+            try:
+                curves[name] = read_curve(model_dir, metric)
+            except (OSError, ValueError) as error:
+                raise app.UsageError(str(error)) from None
+    plot(curves, ", ".join(FLAGS.metric), FLAGS.out, FLAGS.title)
     print(f"wrote {FLAGS.out}")
 
 

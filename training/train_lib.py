@@ -287,25 +287,42 @@ def inference_copy(model):
     return copy
 
 
-def export_model(model, export_dir):
-    """Writes `<export_dir>.keras` and the serving SavedModel `<export_dir>/<version>/`.
+EXPORT_FORMATS = ("keras", "saved_model", "tflite_float16")
 
-    The SavedModel is `cmsc_tf.export_saved_model`'s (TF-Serving layout, RGB
-    uint8 / encoded-image / luminance signatures); each export takes the next
-    free version number, so TF-Serving picks the newest and nothing is
-    overwritten. Both are written atomically (temporary name, then rename).
+
+def export_model(model, export_dir, formats=EXPORT_FORMATS):
+    """Writes the trained model next to `export_dir`; returns {format: path}.
+
+    - `keras`: `<export_dir>.keras`.
+    - `saved_model`: `cmsc_tf.export_saved_model`'s `<export_dir>/<version>/`
+      (TF-Serving layout, RGB uint8 / encoded-image / luminance signatures);
+      each export takes the next free version number, so TF-Serving picks the
+      newest and nothing is overwritten.
+    - `tflite_float16`: `<export_dir>_float16.tflite` and its metadata file, for LiteRT.
+
+    Every file is written atomically (temporary name, then rename).
     """
+    unknown = set(formats) - set(EXPORT_FORMATS)
+    if unknown:
+        raise ValueError(f"unknown export formats {sorted(unknown)}; choose from {EXPORT_FORMATS}")
     export_dir = pathlib.Path(export_dir)
     export_dir.parent.mkdir(parents=True, exist_ok=True)
     model = inference_copy(model)
-    keras_path = export_dir.with_suffix(".keras")
-    with atomic.atomic_path(keras_path) as tmp_keras:
-        model.save(tmp_keras)
-    versions = [int(p.name) for p in export_dir.glob("*") if p.name.isdigit()]
-    saved_model = cmsc_tf.export_saved_model(
-        model, export_dir.parent, export_dir.name, version=max(versions, default=0) + 1
-    )
-    return keras_path, pathlib.Path(saved_model)
+    written = {}
+    if "keras" in formats:
+        written["keras"] = export_dir.with_suffix(".keras")
+        with atomic.atomic_path(written["keras"]) as tmp_keras:
+            model.save(tmp_keras)
+    if "saved_model" in formats:
+        versions = [int(p.name) for p in export_dir.glob("*") if p.name.isdigit()]
+        written["saved_model"] = pathlib.Path(cmsc_tf.export_saved_model(
+            model, export_dir.parent, export_dir.name, version=max(versions, default=0) + 1))
+    if "tflite_float16" in formats:
+        from cmsc_tf import tflite
+
+        written["tflite_float16"] = tflite.save(
+            model, export_dir.parent / f"{export_dir.name}_float16.tflite", "float16")
+    return written
 
 
 def _config_json(config):
@@ -434,9 +451,9 @@ def _run(config, flags_text):
         summary.update(bicubic={s: round(v, 4) for s, v in validation.bicubic.items()},
                        psnr={s: round(v, 4) for s, v in validation.last.items()})
     if chief and config.export_dir:
-        keras_path, saved_model = export_model(model, config.export_dir)
-        summary.update(keras=str(keras_path), saved_model=str(saved_model))
-        logging.info("exported %s and %s", keras_path, saved_model)
+        written = export_model(model, config.export_dir)
+        summary.update({name: str(path) for name, path in written.items()})
+        logging.info("exported %s", ", ".join(str(path) for path in written.values()))
     if chief:
         checkpointing.write_atomically(model_dir / "summary.json",
                                        json.dumps(summary, indent=1, default=str) + "\n")

@@ -1,0 +1,68 @@
+"""training.claims: the arms compare what they claim to, and the driver runs end to end."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+import cmsc_tf
+from tests import training_helpers as helpers
+from training import claims, train_lib
+
+
+def build(arm):
+    _, variant, overrides = arm
+    return cmsc_tf.build_model(variant, **train_lib.parse_overrides(overrides.split(",")))
+
+
+def test_fig5_arms_have_equal_depth_and_the_stated_modules():
+    models = {arm[0]: build(arm) for arm in claims.STUDIES["fig5"]}
+    # Fig. 4: conv, 4 two-layer modules, conv = 10 layers; the VDSR-style stack matches it.
+    assert {label: m.depth for label, m in models.items()} == dict.fromkeys(models, 10)
+    assert models["VDSR-style"].module_type == "conv" and models["VDSR-style"].num_modules == 8
+    kernels = {label: tuple(m.kernel_sizes) for label, m in models.items() if label != "VDSR-style"}
+    assert kernels == {"MSC_L3R5": (3, 5), "MSC_L3R7": (3, 7), "MR_L3R3": (3, 3), "MR_L5R5": (5, 5)}
+    for label, model in models.items():
+        assert model.num_features == 16 and len(model.outputs) == 1, label
+
+
+def test_cascade_arms_share_four_msc_modules_and_differ_only_where_named():
+    models = {arm[0]: build(arm) for arm in claims.STUDIES["cascade"]}
+    for label, model in models.items():
+        assert model.num_stages * model.num_modules == 4 and model.module_type == "msc", label
+        assert tuple(model.kernel_sizes) == (3, 5) and model.num_features == 16, label
+    assert len(models["CMSC"].outputs) == 3 and len(models["CMSC_SR"].outputs) == 3  # y_1, y_2, y
+    assert models["CMSC_SR"].shared_reconstruction and not models["CMSC"].shared_reconstruction
+    assert len(models["CMSC_NS"].outputs) == 1 and models["CMSC_NS"].residual_features
+    assert not models["CMSC_NRS"].residual_features
+    assert models["PMSC"].num_stages == 1 and len(models["PMSC"].outputs) == 1
+
+
+@pytest.mark.slow
+def test_driver_trains_every_arm_with_one_budget_and_reports(tmp_path):
+    tiny = ["train_sets=skimage_train", "val_set=skimage_test", "val_max_images=1",
+            "scales=2,3", "val_scales=2,3", "patch_size=21", "batch_size=4", "crops_per_image=4",
+            "shuffle_buffer=32", "epochs=2", "steps_per_epoch=2", "bn_recalibration_batches=1",
+            f"tfds_dir={tmp_path / 'tfds'}"]
+    plot = tmp_path / "claims.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "training.claims", "--study=cascade", "--arms=CMSC,PMSC",
+         f"--runs_dir={tmp_path / 'runs'}", f"--plot={plot}", *(f"--extra={e}" for e in tiny)],
+        cwd=helpers.REPO_ROOT, env=helpers.python_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = re.findall(r"^\| (CMSC|PMSC) \| ([\d,]+) \| (.*) \|$", result.stdout, re.MULTILINE)
+    assert [r[0] for r in rows] == ["CMSC", "PMSC"]
+    assert int(rows[0][1].replace(",", "")) == build(claims.STUDIES["cascade"][0]).count_params()
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for arm in ("CMSC", "PMSC"):
+        log = (tmp_path / "runs" / "cascade" / arm / "training_log.csv").read_text().splitlines()
+        assert len(log) == 1 + 2  # header + the same 2 epochs for every arm
+
+
+def test_driver_rejects_unknown_arms(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "training.claims", "--study=fig5", "--arms=NOPE",
+         f"--runs_dir={tmp_path}"],
+        cwd=helpers.REPO_ROOT, env=helpers.python_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "unknown arms for fig5: NOPE" in result.stderr

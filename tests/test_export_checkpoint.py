@@ -1,0 +1,65 @@
+"""training.export: a run's latest checkpoint exported without training further."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import cmsc_tf
+from tests import training_helpers as helpers
+from training import checkpointing, train_lib
+from training.export import export_checkpoint
+
+
+def make_run(model_dir):
+    """A run folder as training.main leaves it: a trained step, state.json, config.json."""
+    overrides = train_lib.parse_overrides(helpers.TINY_OVERRIDES.split(","))
+    model = cmsc_tf.build_model("cmsc", **overrides)
+    model.compile(keras.optimizers.Adam(1e-2), **cmsc_tf.cascade_loss(model))
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 21, 21, 1)).astype(np.float32)
+    model.fit(x, x + 0.05 * rng.standard_normal(x.shape).astype(np.float32), epochs=1, verbose=0)
+    checkpointing.save(model, model_dir, epoch=1, step=0)
+    config = {"variant": "cmsc", "model_overrides": overrides, "export_dir": ""}
+    (model_dir / "config.json").write_text(json.dumps(config))
+    return model
+
+
+def test_export_checkpoint_writes_the_checkpointed_function(tmp_path):
+    trained = make_run(tmp_path / "run")
+    x = np.random.default_rng(1).random((1, 19, 27, 1)).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(trained(x, training=False)[-1])
+    assert np.abs(expected - x).max() > 1e-4  # the trained step moved it away from bicubic
+
+    written = export_checkpoint(tmp_path / "run", tmp_path / "out" / "tiny", ["keras", "tflite_float16"])
+    assert set(written) == {"keras", "tflite_float16"}
+    assert written["keras"] == tmp_path / "out" / "tiny.keras"
+    loaded = keras.models.load_model(written["keras"], safe_mode=True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x, training=False)[-1]), expected,
+                               atol=1e-6)
+    from cmsc_tf.tflite import TFLiteNetwork
+
+    np.testing.assert_allclose(TFLiteNetwork(written["tflite_float16"])(x[0]), expected[0], atol=2e-3)
+    assert not (tmp_path / "out" / "tiny").exists()  # no SavedModel asked for
+
+
+def test_export_checkpoint_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint to export"):
+        export_checkpoint(tmp_path)
+    make_run(tmp_path / "run")
+    with pytest.raises(ValueError, match="has no export_dir"):
+        export_checkpoint(tmp_path / "run")
+    with pytest.raises(ValueError, match="unknown export formats"):
+        export_checkpoint(tmp_path / "run", tmp_path / "x", ["onnx"])
+
+
+def test_export_command_reports_a_missing_run_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "training.export", f"--model_dir={tmp_path}"],
+                            cwd=helpers.REPO_ROOT, env=helpers.python_env(), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path}: no checkpoint to export (needs state.json and config.json)")

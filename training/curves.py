@@ -1,0 +1,50 @@
+"""Training curves: validation PSNR per step read from run folders, drawn as PNG.
+
+Flag-free, so that `training.plot_curves` and `training.claims` share it.
+"""
+
+import csv
+import json
+import pathlib
+
+
+def read_curve(model_dir, metric):
+    """[(step, value)] of `metric` after each epoch of the run in `model_dir`."""
+    model_dir = pathlib.Path(model_dir)
+    log, config = model_dir / "training_log.csv", model_dir / "config.json"
+    if not log.is_file() or not config.is_file():
+        raise FileNotFoundError(f"{model_dir}: not a training run folder (needs training_log.csv and config.json)")
+    state = model_dir / "state.json"
+    # state.json holds the resolved count (config.json says 0 for "one paper epoch").
+    source = state if state.is_file() else config
+    steps_per_epoch = json.loads(source.read_text())["steps_per_epoch"]
+    with open(log, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and metric not in rows[0]:
+        raise ValueError(f"{log}: no column {metric!r}; columns: {', '.join(rows[0])}")
+    if not steps_per_epoch:
+        raise ValueError(f"{model_dir}: the steps per epoch are unknown (no state.json yet)")
+    return [((int(row["epoch"]) + 1) * steps_per_epoch, float(row[metric])) for row in rows]
+
+
+def plot(curves, metric, out, title=""):
+    """Writes a PNG of `curves` ({label: [(step, value)]}) to `out`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cmsc_tf import atomic
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for label, points in curves.items():
+        axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    axes.set_xlabel("training step")
+    axes.set_ylabel(metric)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    with atomic.atomic_path(out) as temporary:
+        figure.savefig(temporary, format="png", dpi=120)
+    plt.close(figure)

@@ -1,0 +1,60 @@
+"""Exports a training run's latest checkpoint (the one its state.json names).
+
+Usage (from the repository root):
+
+    python -m training.export --model_dir=checkpoints/cmsc_compact \\
+        --export_dir=savedmodels/cmsc_compact --formats=tflite_float16
+
+Training exports by itself when it finishes; this exports a run that is still
+going, was stopped, or trained elsewhere (a GPU machine), or adds a format.
+The model is rebuilt from the run's config.json (variant and overrides).
+Formats: keras (`<export_dir>.keras`), saved_model (`<export_dir>/<next
+version>/`, TF-Serving layout), tflite_float16 (`<export_dir>_float16.tflite`).
+"""
+
+import json
+import pathlib
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("model_dir", None, "Run folder of training.main (state.json, config.json).")
+flags.DEFINE_string("export_dir", None, "Export base path (default: the run's --export_dir).")
+flags.DEFINE_list("formats", ["keras", "saved_model", "tflite_float16"], "What to write.")
+
+
+def export_checkpoint(model_dir, export_dir=None, formats=None):
+    """Rebuilds the run in `model_dir`, loads its latest checkpoint, exports it; returns {format: path}."""
+    import cmsc_tf
+    from training import checkpointing, train_lib
+
+    model_dir = pathlib.Path(model_dir)
+    state = checkpointing.read_state(model_dir)
+    config_path = model_dir / "config.json"
+    if state is None or not config_path.is_file():
+        raise FileNotFoundError(f"{model_dir}: no checkpoint to export (needs state.json and config.json)")
+    config = json.loads(config_path.read_text())
+    model = cmsc_tf.build_model(config["variant"], **config["model_overrides"])
+    model.load_weights(model_dir / state["weights"])
+    export_dir = export_dir or config["export_dir"]
+    if not export_dir:
+        raise ValueError(f"{model_dir}: the run has no export_dir; pass --export_dir")
+    return train_lib.export_model(model, export_dir, formats or train_lib.EXPORT_FORMATS)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        written = export_checkpoint(FLAGS.model_dir, FLAGS.export_dir, FLAGS.formats)
+    except (OSError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    for name, path in written.items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("model_dir")
+    app.run(main)
