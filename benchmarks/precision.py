@@ -71,7 +71,8 @@ def main():
     if os.path.isfile(args.trained):
         import keras
 
-        trained, trained_name = keras.saving.load_model(args.trained, safe_mode=True), args.trained
+        trained = keras.saving.load_model(args.trained, safe_mode=True)
+        trained_name = os.path.relpath(args.trained)
     else:
         trained = cmsc_tf.load_vdsr_weights(cmsc_tf.build_model("vdsr"), args.weights)
         trained_name = f"VDSR ({args.weights})"

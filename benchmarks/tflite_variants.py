@@ -3,7 +3,7 @@
 Usage: python benchmarks/tflite_variants.py [--data_dir ../shared/datasets] [--scale 2]
            [--weights ../shared/reference_models/vdsr_291_x234.npz] [--threads 2] [--repeats 2]
 
-The network is the public trained VDSR (no trained CMSC ships yet). Each
+The network is the public trained VDSR (the table in docs/deployment.md). Each
 variant is scored with the evaluation protocol (cmsc_tf.protocol: Y channel,
 modcrop, MATLAB bicubic, shave) on Set5, and the network alone (no bicubic)
 is timed on the five Set5 inputs, Keras and every variant in the same run,

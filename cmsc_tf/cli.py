@@ -20,12 +20,12 @@ from absl.flags import argparse_flags
 from cmsc_tf import image_io, pipeline
 
 # The model `--model` defaults to, relative to the repository root
-# (docs/deployment.md): the trained compact CMSC, once issue 6 ships it.
+# (docs/deployment.md): the compact CMSC trained on the 291 images (docs/results.md).
 DEFAULT_MODEL = "savedmodels/cmsc_compact/1"
 # Tiles of 512 output pixels keep CMSC's activations (hundreds of bytes per
 # pixel) to a few hundred MB whatever the image; tiling is exact (halo).
 DEFAULT_TILE = 512
-# What the notebooks use while DEFAULT_MODEL is absent: the public trained VDSR.
+# What the notebooks use if DEFAULT_MODEL is absent (a trimmed checkout): the public VDSR.
 FALLBACK_MODEL = "savedmodels/vdsr/1"
 PROGRAM = "cmsc-upscale"
 

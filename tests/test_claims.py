@@ -8,7 +8,7 @@ import pytest
 
 import cmsc_tf
 from tests import training_helpers as helpers
-from training import claims, train_lib
+from training import claims_lib, train_lib
 
 
 def build(arm):
@@ -17,7 +17,7 @@ def build(arm):
 
 
 def test_fig5_arms_have_equal_depth_and_the_stated_modules():
-    models = {arm[0]: build(arm) for arm in claims.STUDIES["fig5"]}
+    models = {arm[0]: build(arm) for arm in claims_lib.STUDIES["fig5"]}
     # Fig. 4: conv, 4 two-layer modules, conv = 10 layers; the VDSR-style stack matches it.
     assert {label: m.depth for label, m in models.items()} == dict.fromkeys(models, 10)
     assert models["VDSR-style"].module_type == "conv" and models["VDSR-style"].num_modules == 8
@@ -28,7 +28,7 @@ def test_fig5_arms_have_equal_depth_and_the_stated_modules():
 
 
 def test_cascade_arms_share_four_msc_modules_and_differ_only_where_named():
-    models = {arm[0]: build(arm) for arm in claims.STUDIES["cascade"]}
+    models = {arm[0]: build(arm) for arm in claims_lib.STUDIES["cascade"]}
     for label, model in models.items():
         assert model.num_stages * model.num_modules == 4 and model.module_type == "msc", label
         assert tuple(model.kernel_sizes) == (3, 5) and model.num_features == 16, label
@@ -53,7 +53,7 @@ def test_driver_trains_every_arm_with_one_budget_and_reports(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = re.findall(r"^\| (CMSC|PMSC) \| ([\d,]+) \| (.*) \|$", result.stdout, re.MULTILINE)
     assert [r[0] for r in rows] == ["CMSC", "PMSC"]
-    assert int(rows[0][1].replace(",", "")) == build(claims.STUDIES["cascade"][0]).count_params()
+    assert int(rows[0][1].replace(",", "")) == build(claims_lib.STUDIES["cascade"][0]).count_params()
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for arm in ("CMSC", "PMSC"):
         log = (tmp_path / "runs" / "cascade" / arm / "training_log.csv").read_text().splitlines()

@@ -219,6 +219,10 @@ def test_cli_usage_errors_are_one_line_messages(tmp_path):
     run = _run_cli("--model=bicubic", f"--data_dir={tmp_path}", f"--output_json={blocker}/out.json")
     assert run.returncode != 0
     assert "is not a writable folder" in run.stderr and "Traceback" not in run.stderr
+    # An unknown --compare method is refused before the model is even loaded.
+    run = _run_cli("--model=missing.keras", f"--data_dir={tmp_path}", "--compare=Bicubic,srcnn")
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert "--compare: unknown methods ['srcnn']" in run.stderr and "not found" not in run.stderr
 
 
 def test_saved_model_base_folder_resolves_to_its_newest_version():

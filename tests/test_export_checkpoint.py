@@ -1,4 +1,4 @@
-"""training.export: a run's latest checkpoint exported without training further."""
+"""train_lib.export_checkpoint and training.export: a run's latest checkpoint exported without training further."""
 
 import json
 import subprocess
@@ -11,7 +11,7 @@ import pytest
 import cmsc_tf
 from tests import training_helpers as helpers
 from training import checkpointing, train_lib
-from training.export import export_checkpoint
+from training.train_lib import export_checkpoint
 
 
 def make_run(model_dir):

@@ -11,7 +11,7 @@ import pytest
 from cmsc_tf import cli, evaluation, paper_table3, predictors
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-COMPACT = REPO / "savedmodels"
+SAVEDMODELS = REPO / "savedmodels"
 SCALES = (2, 3, 4)
 
 
@@ -35,8 +35,8 @@ def test_default_model_is_the_committed_compact_cmsc():
     saved_model = REPO / cli.DEFAULT_MODEL
     assert (saved_model / "saved_model.pb").is_file()
     assert cli.available_model_path() == saved_model
-    assert (COMPACT / "cmsc_compact.keras").is_file()
-    assert (COMPACT / "cmsc_compact_float16.tflite").is_file()
+    assert (SAVEDMODELS / "cmsc_compact.keras").is_file()
+    assert (SAVEDMODELS / "cmsc_compact_float16.tflite").is_file()
 
 
 def test_compact_cmsc_is_well_above_bicubic_on_set5_at_every_scale(compact_psnr):
@@ -56,6 +56,6 @@ def test_compact_cmsc_beats_srcnn_on_set5_at_every_scale(compact_psnr):
 
 @pytest.mark.parametrize("name", ["cmsc_compact.keras", "cmsc_compact_float16.tflite"])
 def test_other_exports_of_the_compact_cmsc_score_the_same(name, compact_psnr, benchmark_dir):
-    other = set5_psnr(COMPACT / name, benchmark_dir)
+    other = set5_psnr(SAVEDMODELS / name, benchmark_dir)
     for scale in SCALES:
         assert abs(other[scale] - compact_psnr[scale]) < 0.01, (name, scale, other, compact_psnr)

@@ -20,83 +20,24 @@ scale) and draws PSNR against training step to `--plot` (default
 `docs/claims_<study>.png`).
 """
 
-import csv
 import pathlib
-import subprocess
 import sys
 
 from absl import app, flags
 
-FLAGS = flags.FLAGS
+from training.claims_lib import STUDIES, markdown_table, summary_rows, train_arm
 
-# study -> [(arm label, variant, model overrides)]
-_FEATURES = "num_features=16,reconstruction_initializer=zeros"
-STUDIES = {
-    "fig5": [
-        ("MSC_L3R5", "msc_l3r5", _FEATURES),
-        ("MSC_L3R7", "msc_l3r7", _FEATURES),
-        ("MR_L3R3", "mr_l3r3", _FEATURES),
-        ("MR_L5R5", "mr_l5r5", _FEATURES),
-        # conv + 8 convs + conv: the depth of conv + 4 two-layer modules + conv.
-        ("VDSR-style", "vdsr", _FEATURES + ",num_modules=8"),
-    ],
-    "cascade": [
-        ("CMSC", "cmsc", _FEATURES + ",num_stages=2,num_modules=2"),
-        ("CMSC_SR", "cmsc_sr", _FEATURES + ",num_stages=2,num_modules=2"),
-        ("CMSC_NS", "cmsc_ns", _FEATURES + ",num_stages=2,num_modules=2"),
-        ("CMSC_NRS", "cmsc_nrs", _FEATURES + ",num_stages=2,num_modules=2"),
-        ("PMSC", "pmsc", _FEATURES + ",num_modules=4"),
-    ],
-}
+FLAGS = flags.FLAGS
 
 flags.DEFINE_enum("study", "fig5", sorted(STUDIES), "Which claim to measure.")
 flags.DEFINE_string("runs_dir", "runs/claims", "Run folders go to <runs_dir>/<study>/<arm>.")
 flags.DEFINE_string("flagfile_common", "training/claims.flags", "Flags shared by every arm.")
-flags.DEFINE_multi_string("extra", [], "A training.main flag for every arm, without its dashes "
-                          "(repeatable): --extra=epochs=2 --extra=scales=2,3.")
+flags.DEFINE_multi_string(
+    "extra", [], "A training.main flag for every arm, without its dashes (repeatable): "
+    "--extra=epochs=2 --extra=scales=2,3.")
 flags.DEFINE_list("arms", [], "Only these arm labels (default: all of the study).")
 flags.DEFINE_string("metric", "val_psnr_x2", "Plotted column of training_log.csv.")
 flags.DEFINE_string("plot", "", "PNG to write (default docs/claims_<study>.png).")
-
-
-def train_arm(variant, overrides, model_dir, common_flagfile, extra=()):
-    """Runs (or resumes) one arm as its own `training.main` process."""
-    command = [sys.executable, "-m", "training.main", f"--flagfile={common_flagfile}",
-               f"--variant={variant}", f"--model_overrides={overrides}",
-               f"--model_dir={model_dir}", *(f"--{item}" for item in extra)]
-    result = subprocess.run(command, check=False)
-    if result.returncode:
-        raise RuntimeError(f"arm {model_dir} failed (exit {result.returncode}): {' '.join(command)}")
-
-
-def count_parameters(variant, overrides):
-    from cmsc_tf import build_model
-    from training.train_lib import parse_overrides
-
-    return build_model(variant, **parse_overrides(overrides.split(","))).count_params()
-
-
-def summary_rows(arms, runs_dir):
-    """[(label, params, {scale: (best, final)}, steps)] from each arm's training_log.csv."""
-    rows = []
-    for label, variant, overrides in arms:
-        with open(runs_dir / label / "training_log.csv", newline="") as f:
-            log = list(csv.DictReader(f))
-        scales = sorted(int(k.rsplit("x", 1)[1]) for k in log[0] if k.startswith("val_psnr_x"))
-        psnr = {s: (max(float(r[f"val_psnr_x{s}"]) for r in log), float(log[-1][f"val_psnr_x{s}"]))
-                for s in scales}
-        rows.append((label, count_parameters(variant, overrides), psnr, len(log)))
-    return rows
-
-
-def markdown_table(rows):
-    scales = sorted(rows[0][2])
-    head = "| arm | parameters | " + " | ".join(f"x{s} final (best)" for s in scales) + " |"
-    lines = [head, "|" + " --- |" * (2 + len(scales))]
-    for label, params, psnr, _ in rows:
-        cells = " | ".join(f"{psnr[s][1]:.2f} ({psnr[s][0]:.2f})" for s in scales)
-        lines.append(f"| {label} | {params:,} | {cells} |")
-    return "\n".join(lines)
 
 
 def main(argv):
@@ -120,8 +61,7 @@ def main(argv):
 
     curves = {label: training_curves.read_curve(runs_dir / label, FLAGS.metric) for label, _, _ in arms}
     out = FLAGS.plot or f"docs/claims_{FLAGS.study}.png"
-    training_curves.plot(curves, FLAGS.metric, out,
-                     title=f"{FLAGS.study}: Set5 {FLAGS.metric}, equal budgets")
+    training_curves.plot(curves, FLAGS.metric, out, title=f"{FLAGS.study}: Set5 {FLAGS.metric}, equal budgets")
     print(markdown_table(summary_rows(arms, runs_dir)))
     print(f"wrote {out}")
 

@@ -69,6 +69,7 @@ def _evaluate(data_dir, datasets, scales):
                 folder = os.path.dirname(folder)
             if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
                 raise app.UsageError(f"{flag}={path}: {folder} is not a writable folder")
+    _check_compare()
     try:
         predictor = predictors.load_predictor(FLAGS.model)
         results = evaluation.evaluate(
@@ -90,16 +91,23 @@ def _evaluate(data_dir, datasets, scales):
         print(f"Wrote {FLAGS.output_json}")
 
 
+def _check_compare():
+    """Refuses unknown --compare methods before the evaluation runs."""
+    from cmsc_tf import paper_table3
+
+    unknown = [name for name in FLAGS.compare if name not in paper_table3.METHODS]
+    if unknown:
+        raise app.UsageError(f"--compare: unknown methods {unknown}; Table III has {', '.join(paper_table3.METHODS)}")
+
+
 def _comparison(results):
     """The measured rows beside the paper's rows of the --compare methods, Table III layout."""
     from cmsc_tf import paper_table3
 
     measured = paper_table3.measured_scores(results)
-    metrics = [m for m in paper_table3.METRICS if m in FLAGS.metrics]
-    try:
-        rows = [(f"{name} (paper)", paper_table3.paper_scores(name)) for name in FLAGS.compare]
-    except ValueError as err:
-        raise app.UsageError(str(err)) from None
+    wanted = [m.lower() for m in FLAGS.metrics]
+    metrics = [m for m in paper_table3.METRICS if m in wanted]
+    rows = [(f"{name} (paper)", paper_table3.paper_scores(name)) for name in FLAGS.compare]
     return paper_table3.comparison_table([*rows, (f"{FLAGS.model} (measured)", measured)],
                                          metrics, columns=measured)
 

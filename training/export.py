@@ -12,8 +12,6 @@ Formats: keras (`<export_dir>.keras`), saved_model (`<export_dir>/<next
 version>/`, TF-Serving layout), tflite_float16 (`<export_dir>_float16.tflite`).
 """
 
-import json
-import pathlib
 import sys
 
 from absl import app, flags
@@ -25,29 +23,12 @@ flags.DEFINE_string("export_dir", None, "Export base path (default: the run's --
 flags.DEFINE_list("formats", ["keras", "saved_model", "tflite_float16"], "What to write.")
 
 
-def export_checkpoint(model_dir, export_dir=None, formats=None):
-    """Rebuilds the run in `model_dir`, loads its latest checkpoint, exports it; returns {format: path}."""
-    import cmsc_tf
-    from training import checkpointing, train_lib
-
-    model_dir = pathlib.Path(model_dir)
-    state = checkpointing.read_state(model_dir)
-    config_path = model_dir / "config.json"
-    if state is None or not config_path.is_file():
-        raise FileNotFoundError(f"{model_dir}: no checkpoint to export (needs state.json and config.json)")
-    config = json.loads(config_path.read_text())
-    model = cmsc_tf.build_model(config["variant"], **config["model_overrides"])
-    model.load_weights(model_dir / state["weights"])
-    export_dir = export_dir or config["export_dir"]
-    if not export_dir:
-        raise ValueError(f"{model_dir}: the run has no export_dir; pass --export_dir")
-    return train_lib.export_model(model, export_dir, formats or train_lib.EXPORT_FORMATS)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
+        from training.train_lib import export_checkpoint
+
         written = export_checkpoint(FLAGS.model_dir, FLAGS.export_dir, FLAGS.formats)
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")

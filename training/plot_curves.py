@@ -4,7 +4,7 @@ Usage (from the repository root):
 
     python -m training.plot_curves --runs=MSC=runs/msc_l3r5,MR=runs/mr_l3r3 \\
         --metric=val_psnr_x3 --out=docs/fig5_small.png
-    python -m training.plot_curves --runs=compact=checkpoints/cmsc_compact \
+    python -m training.plot_curves --runs=compact=checkpoints/cmsc_compact \\
         --metric=val_psnr_x2,val_psnr_x3,val_psnr_x4 --out=docs/compact_curve.png
 
 Each run folder is a `--model_dir` of `training.main`: its `training_log.csv`

@@ -325,6 +325,22 @@ def export_model(model, export_dir, formats=EXPORT_FORMATS):
     return written
 
 
+def export_checkpoint(model_dir, export_dir=None, formats=None):
+    """Rebuilds the run in `model_dir`, loads its latest checkpoint, exports it; returns {format: path}."""
+    model_dir = pathlib.Path(model_dir)
+    state = checkpointing.read_state(model_dir)
+    config_path = model_dir / "config.json"
+    if state is None or not config_path.is_file():
+        raise FileNotFoundError(f"{model_dir}: no checkpoint to export (needs state.json and config.json)")
+    config = json.loads(config_path.read_text())
+    model = cmsc_tf.build_model(config["variant"], **config["model_overrides"])
+    model.load_weights(model_dir / state["weights"])
+    export_dir = export_dir or config["export_dir"]
+    if not export_dir:
+        raise ValueError(f"{model_dir}: the run has no export_dir; pass --export_dir")
+    return export_model(model, export_dir, formats or EXPORT_FORMATS)
+
+
 def _config_json(config):
     return json.dumps(dataclasses.asdict(config), indent=1, sort_keys=True, default=list) + "\n"
 
