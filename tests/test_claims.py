@@ -6,14 +6,13 @@ import sys
 
 import pytest
 
-import cmsc_tf
 from tests import training_helpers as helpers
-from training import claims_lib, train_lib
+from training import claims_lib
 
 
 def build(arm):
     _, variant, overrides = arm
-    return cmsc_tf.build_model(variant, **train_lib.parse_overrides(overrides.split(",")))
+    return claims_lib.build_arm(variant, overrides)
 
 
 def test_fig5_arms_have_equal_depth_and_the_stated_modules():

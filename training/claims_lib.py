@@ -38,15 +38,16 @@ def train_arm(variant, overrides, model_dir, common_flagfile, extra=()):
         raise RuntimeError(f"arm {model_dir} failed (exit {result.returncode}): {' '.join(command)}")
 
 
-def count_parameters(variant, overrides):
+def build_arm(variant, overrides):
+    """The arm's model, as `training.main --variant --model_overrides` builds it."""
     from cmsc_tf import build_model
-    from training.train_lib import parse_overrides  # imports TensorFlow: only when counting
+    from training.train_lib import parse_overrides  # imports TensorFlow: only when building
 
-    return build_model(variant, **parse_overrides(overrides.split(","))).count_params()
+    return build_model(variant, **parse_overrides(overrides.split(",")))
 
 
 def summary_rows(arms, runs_dir):
-    """[(label, params, {scale: (best, final)}, steps)] from each arm's training_log.csv."""
+    """[(label, params, {scale: (best, final)})] from each arm's training_log.csv."""
     rows = []
     for label, variant, overrides in arms:
         with open(runs_dir / label / "training_log.csv", newline="") as f:
@@ -54,7 +55,7 @@ def summary_rows(arms, runs_dir):
         scales = sorted(int(k.rsplit("x", 1)[1]) for k in log[0] if k.startswith("val_psnr_x"))
         psnr = {s: (max(float(r[f"val_psnr_x{s}"]) for r in log), float(log[-1][f"val_psnr_x{s}"]))
                 for s in scales}
-        rows.append((label, count_parameters(variant, overrides), psnr, len(log)))
+        rows.append((label, build_arm(variant, overrides).count_params(), psnr))
     return rows
 
 
@@ -62,7 +63,7 @@ def markdown_table(rows):
     scales = sorted(rows[0][2])
     head = "| arm | parameters | " + " | ".join(f"x{s} final (best)" for s in scales) + " |"
     lines = [head, "|" + " --- |" * (2 + len(scales))]
-    for label, params, psnr, _ in rows:
+    for label, params, psnr in rows:
         cells = " | ".join(f"{psnr[s][1]:.2f} ({psnr[s][0]:.2f})" for s in scales)
         lines.append(f"| {label} | {params:,} | {cells} |")
     return "\n".join(lines)
