@@ -18,4 +18,4 @@ quick: venv
 	$(PY) -m training.main --flagfile=quick.flags
 
 test: venv
-	$(PY) -m pytest -ra tests
+	$(PY) -m pytest -ra --durations=15 tests

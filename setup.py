@@ -30,6 +30,8 @@ setup(
     extras_require={
         "serving": ["tensorflow-serving-api>=2.18,<2.22"],
         "plots": ["matplotlib>=3.8,<4"],
+        # training.jax_main: train on GPU machines that have JAX but no TensorFlow.
+        "jax": ["jax>=0.10,<0.12"],
         "test": [
             "pytest>=8,<10",
             "tensorflow-serving-api>=2.18,<2.22",
@@ -37,6 +39,7 @@ setup(
             "nbformat>=5.9,<6",
             "ipykernel>=6.29,<8",
             "matplotlib>=3.8,<4",
+            "jax>=0.10,<0.12",
         ],
     },
     entry_points={"console_scripts": ["cmsc-upscale = cmsc_tf.cli:main"]},

@@ -42,10 +42,11 @@ def main(argv):
     import tensorflow as tf
 
     from training import pipeline, train_lib
+    from training.flag_values import parse_overrides
 
     keras.mixed_precision.set_dtype_policy(FLAGS.precision)
     config = train_lib.TrainConfig(
-        variant=FLAGS.variant, model_overrides=train_lib.parse_overrides(FLAGS.model_overrides),
+        variant=FLAGS.variant, model_overrides=parse_overrides(FLAGS.model_overrides),
         train_sets=tuple(FLAGS.train_sets), data_dir=FLAGS.data_dir or "",
         tfds_dir=FLAGS.tfds_dir or "", jit_compile=FLAGS.xla,
         pipeline=pipeline.PipelineConfig(mode=FLAGS.pipeline, batch_size=FLAGS.batch_size))

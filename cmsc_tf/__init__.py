@@ -1,8 +1,13 @@
-"""cmsc-tf: the Cascaded Multi-Scale Cross network (Hu et al. 2018) in Keras 3."""
+"""cmsc-tf: the Cascaded Multi-Scale Cross network (Hu et al. 2018) in Keras 3.
 
-from cmsc_tf.color import luminance, rgb2ycbcr, rgb2ycbcr_tf, ycbcr2rgb, ycbcr2rgb_tf
-from cmsc_tf.export import export_saved_model
-from cmsc_tf.imresize import imresize_np, imresize_tf
+The model, its layers and its loss need Keras alone, so they import (and
+register their Keras classes) on any Keras backend: `training.jax_lib` trains
+them with JAX on machines without TensorFlow. The TensorFlow-bound names below
+(image operations, metrics, export, `Upscaler`) load on first use.
+"""
+
+import importlib
+
 from cmsc_tf.layers import (
     ConvUnit,
     MultiScaleCrossBlock,
@@ -10,9 +15,35 @@ from cmsc_tf.layers import (
     WeightedEnsemble,
 )
 from cmsc_tf.losses import HalfSquaredError, cascade_alpha, cascade_loss
-from cmsc_tf.metrics import ifc, psnr, ssim
 from cmsc_tf.model import CMSC, VARIANTS, build_model, variant_config
-from cmsc_tf.upscaler import Upscaler
 from cmsc_tf.vdsr_weights import load_vdsr_weights
 
 __version__ = "0.1.0"
+
+# name -> module, for the names that need TensorFlow (or pyrtools).
+_LAZY_NAMES = {
+    "luminance": "cmsc_tf.color",
+    "rgb2ycbcr": "cmsc_tf.color",
+    "rgb2ycbcr_tf": "cmsc_tf.color",
+    "ycbcr2rgb": "cmsc_tf.color",
+    "ycbcr2rgb_tf": "cmsc_tf.color",
+    "export_saved_model": "cmsc_tf.export",
+    "imresize_np": "cmsc_tf.imresize",
+    "imresize_tf": "cmsc_tf.imresize",
+    "ifc": "cmsc_tf.metrics",
+    "psnr": "cmsc_tf.metrics",
+    "ssim": "cmsc_tf.metrics",
+    "Upscaler": "cmsc_tf.upscaler",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cmsc_tf' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_NAMES))

@@ -10,13 +10,14 @@ import pytest
 
 import cmsc_tf
 from tests import training_helpers as helpers
-from training import checkpointing, train_lib
+from training import checkpointing
 from training.train_lib import export_checkpoint
+from training.flag_values import parse_overrides
 
 
 def make_run(model_dir):
     """A run folder as training.main leaves it: a trained step, state.json, config.json."""
-    overrides = train_lib.parse_overrides(helpers.TINY_OVERRIDES.split(","))
+    overrides = parse_overrides(helpers.TINY_OVERRIDES.split(","))
     model = cmsc_tf.build_model("cmsc", **overrides)
     model.compile(keras.optimizers.Adam(1e-2), **cmsc_tf.cascade_loss(model))
     rng = np.random.default_rng(0)
@@ -63,3 +64,25 @@ def test_export_command_reports_a_missing_run_in_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {tmp_path}: no checkpoint to export (needs state.json and config.json)")
+
+
+def test_export_command_converts_a_keras_file(tmp_path):
+    trained = make_run(tmp_path / "run")
+    source = export_checkpoint(tmp_path / "run", tmp_path / "tiny", ["keras"])["keras"]
+    result = subprocess.run([sys.executable, "-m", "training.export", f"--keras_model={source}",
+                             f"--export_dir={tmp_path}/out/tiny", "--formats=tflite_float16"],
+                            cwd=helpers.REPO_ROOT, env=helpers.python_env(), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == f"tflite_float16: {tmp_path}/out/tiny_float16.tflite"
+    from cmsc_tf.tflite import TFLiteNetwork
+
+    x = np.random.default_rng(3).random((1, 17, 23, 1)).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(trained(x, training=False)[-1])
+    np.testing.assert_allclose(TFLiteNetwork(tmp_path / "out" / "tiny_float16.tflite")(x[0]), expected[0],
+                               atol=2e-3)
+    missing = subprocess.run([sys.executable, "-m", "training.export", f"--keras_model={tmp_path}/none.keras",
+                              f"--export_dir={tmp_path}/x"], cwd=helpers.REPO_ROOT, env=helpers.python_env(),
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines()[-1] == f"error: {tmp_path}/none.keras: no such .keras file"

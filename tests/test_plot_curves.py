@@ -26,6 +26,8 @@ def test_plot_writes_a_png_and_errors_are_clear(tmp_path):
     out = tmp_path / "curves.png"
     curves.plot({"A": a, "B": b}, "val_psnr_x2", out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+    curves.plot({"A": a, "B": b}, "val_psnr_x2", tmp_path / "log.png", log_y=True)
+    assert (tmp_path / "log.png").read_bytes() != out.read_bytes()  # other axis ticks
     with pytest.raises(ValueError, match="no column 'val_psnr_x9'"):
         curves.read_curve(tmp_path / "a", "val_psnr_x9")
     with pytest.raises(FileNotFoundError, match="not a training run folder"):

@@ -1,4 +1,4 @@
-"""The models shipped in savedmodels/: the default compact CMSC against the paper's numbers.
+"""The models shipped in savedmodels/: the default compact CMSC and the full CMSC against the paper's numbers.
 
 Independent truth: the published SRCNN and Bicubic rows of Table III
 (`cmsc_tf.paper_table3`), scored with the evaluation protocol on Set5.
@@ -6,9 +6,10 @@ Independent truth: the published SRCNN and Bicubic rows of Table III
 
 import pathlib
 
+import numpy as np
 import pytest
 
-from cmsc_tf import cli, evaluation, paper_table3, predictors
+from cmsc_tf import cli, evaluation, paper_table3, predictors, protocol
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SAVEDMODELS = REPO / "savedmodels"
@@ -45,9 +46,10 @@ def test_compact_cmsc_is_well_above_bicubic_on_set5_at_every_scale(compact_psnr)
         assert compact_psnr[scale] > bicubic[("Set5", scale)]["psnr"] + 1.5, (scale, compact_psnr)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 6's target is not reached yet: Set5 35.95 / 32.43 / 30.43 dB "
-                   "against SRCNN's 36.66 / 32.75 / 30.48 (docs/results.md); strict, so a model that "
-                   "reaches it turns this red until the marker is removed")
+@pytest.mark.xfail(strict=True, reason="issue 6's target for the CPU-trained compact model is not reached: "
+                   "Set5 35.95 / 32.43 / 30.43 dB against SRCNN's 36.66 / 32.75 / 30.48 (docs/results.md; "
+                   "the GPU-trained full CMSC reaches it); strict, so a compact model that reaches it "
+                   "turns this red until the marker is removed")
 def test_compact_cmsc_beats_srcnn_on_set5_at_every_scale(compact_psnr):
     srcnn = paper_table3.paper_scores("SRCNN")
     for scale in SCALES:
@@ -59,3 +61,41 @@ def test_other_exports_of_the_compact_cmsc_score_the_same(name, compact_psnr, be
     other = set5_psnr(SAVEDMODELS / name, benchmark_dir)
     for scale in SCALES:
         assert abs(other[scale] - compact_psnr[scale]) < 0.01, (name, scale, other, compact_psnr)
+
+
+# ----------------------------------------------------------------------------
+# The full CMSC (S=3, M=5, 64 features), trained on a lent GPU (docs/results.md).
+
+FULL = SAVEDMODELS / "cmsc_full" / "1"
+
+
+@pytest.fixture(scope="module")
+def full_psnr(benchmark_dir):
+    return set5_psnr(FULL, benchmark_dir)
+
+
+def test_full_cmsc_beats_the_compact_one_on_set5_at_every_scale(full_psnr, compact_psnr):
+    # The condition under which issue 6 ships it; the margin is well above the noise of one run.
+    for scale in SCALES:
+        assert full_psnr[scale] > compact_psnr[scale] + 0.2, (scale, full_psnr, compact_psnr)
+
+
+def test_full_cmsc_beats_srcnn_on_set5_at_every_scale(full_psnr):
+    srcnn = paper_table3.paper_scores("SRCNN")
+    for scale in SCALES:
+        assert full_psnr[scale] > srcnn[("Set5", scale)]["psnr"], (scale, full_psnr)
+
+
+def test_full_cmsc_scores_what_the_results_table_says(full_psnr):
+    # docs/results.md's Set5 PSNR (training.evaluate, 2 decimals): the table cannot go stale.
+    for scale, expected in {2: 36.79, 3: 33.01, 4: 30.75}.items():
+        assert abs(full_psnr[scale] - expected) <= 0.005, (scale, full_psnr)
+
+
+def test_the_keras_export_of_the_full_cmsc_computes_the_same_network(shared_dir):
+    # One Set5 image at x3 (the whole set would cost another minute of CI).
+    y = protocol.hr_luminance(protocol.read_image(shared_dir / "datasets/benchmark/Set5/butterfly.png"), 3)
+    x = protocol.upscale(protocol.downscale(y, 3), 3)
+    reference = predictors.load_predictor(str(FULL))(x)
+    other = predictors.load_predictor(str(SAVEDMODELS / "cmsc_full.keras"))(x)
+    assert np.abs(other - reference).max() < 1e-5

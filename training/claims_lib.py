@@ -41,7 +41,7 @@ def train_arm(variant, overrides, model_dir, common_flagfile, extra=()):
 def build_arm(variant, overrides):
     """The arm's model, as `training.main --variant --model_overrides` builds it."""
     from cmsc_tf import build_model
-    from training.train_lib import parse_overrides  # imports TensorFlow: only when building
+    from training.flag_values import parse_overrides
 
     return build_model(variant, **parse_overrides(overrides.split(",")))
 

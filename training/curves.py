@@ -27,8 +27,8 @@ def read_curve(model_dir, metric):
     return [((int(row["epoch"]) + 1) * steps_per_epoch, float(row[metric])) for row in rows]
 
 
-def plot(curves, metric, out, title=""):
-    """Writes a PNG of `curves` ({label: [(step, value)]}) to `out`."""
+def plot(curves, metric, out, title="", log_y=False):
+    """Writes a PNG of `curves` ({label: [(step, value)]}) to `out` (log_y: logarithmic y axis)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,6 +41,8 @@ def plot(curves, metric, out, title=""):
         axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
     axes.set_xlabel("training step")
     axes.set_ylabel(metric)
+    if log_y:
+        axes.set_yscale("log")
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()

@@ -1,9 +1,11 @@
-"""Exports a training run's latest checkpoint (the one its state.json names).
+"""Exports a training run's latest checkpoint (the one its state.json names), or a .keras model.
 
 Usage (from the repository root):
 
     python -m training.export --model_dir=checkpoints/cmsc_compact \\
         --export_dir=savedmodels/cmsc_compact --formats=tflite_float16
+    python -m training.export --keras_model=savedmodels/cmsc_full.keras \\
+        --export_dir=runs/export/cmsc_full --formats=tflite_float16
 
 Training exports by itself when it finishes; this exports a run that is still
 going, was stopped, or trained elsewhere (a GPU machine), or adds a format.
@@ -19,6 +21,7 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model_dir", None, "Run folder of training.main (state.json, config.json).")
+flags.DEFINE_string("keras_model", None, "A .keras model to export instead of a run (needs --export_dir).")
 flags.DEFINE_string("export_dir", None, "Export base path (default: the run's --export_dir).")
 flags.DEFINE_list("formats", ["keras", "saved_model", "tflite_float16"], "What to write.")
 
@@ -26,10 +29,17 @@ flags.DEFINE_list("formats", ["keras", "saved_model", "tflite_float16"], "What t
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if (FLAGS.model_dir is None) == (FLAGS.keras_model is None):
+        raise app.UsageError("give exactly one of --model_dir and --keras_model")
+    if FLAGS.keras_model and not FLAGS.export_dir:
+        raise app.UsageError("--keras_model needs --export_dir")
     try:
-        from training.train_lib import export_checkpoint
+        from training import train_lib
 
-        written = export_checkpoint(FLAGS.model_dir, FLAGS.export_dir, FLAGS.formats)
+        if FLAGS.keras_model:
+            written = train_lib.export_keras_file(FLAGS.keras_model, FLAGS.export_dir, FLAGS.formats)
+        else:
+            written = train_lib.export_checkpoint(FLAGS.model_dir, FLAGS.export_dir, FLAGS.formats)
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")
     for name, path in written.items():
@@ -37,5 +47,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.mark_flag_as_required("model_dir")
     app.run(main)

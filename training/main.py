@@ -15,6 +15,8 @@ import sys
 
 from absl import app, flags, logging
 
+from training.flag_values import int_list, parse_overrides, resolved_flags
+
 FLAGS = flags.FLAGS
 
 # Model.
@@ -73,24 +75,18 @@ flags.DEFINE_integer("image_summaries", 2, "Validation images shown as LR|SR|HR 
 flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
 
 
-def _ints(name, values):
-    try:
-        return tuple(int(v) for v in values)
-    except ValueError:
-        raise ValueError(f"--{name} must be a list of integers, got {','.join(values)}") from None
-
 
 def config_from_flags():
     from training import pipeline, train_lib  # imported after flag parsing: TF is slow to load
 
     return train_lib.TrainConfig(
-        variant=FLAGS.variant, model_overrides=train_lib.parse_overrides(FLAGS.model_overrides),
+        variant=FLAGS.variant, model_overrides=parse_overrides(FLAGS.model_overrides),
         synchronized_bn=FLAGS.synchronized_bn,
         train_sets=tuple(FLAGS.train_sets), val_set=FLAGS.val_set,
-        val_scales=_ints("val_scales", FLAGS.val_scales), val_max_images=FLAGS.val_max_images,
+        val_scales=int_list("val_scales", FLAGS.val_scales), val_max_images=FLAGS.val_max_images,
         data_dir=FLAGS.data_dir or "", tfds_dir=FLAGS.tfds_dir or "",
         pipeline=pipeline.PipelineConfig(
-            scales=_ints("scales", FLAGS.scales), patch_size=FLAGS.patch_size,
+            scales=int_list("scales", FLAGS.scales), patch_size=FLAGS.patch_size,
             augment=FLAGS.augment, mode=FLAGS.pipeline, crops_per_image=FLAGS.crops_per_image,
             batch_size=FLAGS.batch_size, shuffle_buffer=FLAGS.shuffle_buffer, seed=FLAGS.seed),
         steps_per_epoch=FLAGS.steps_per_epoch,
@@ -106,12 +102,6 @@ def config_from_flags():
         image_summaries=FLAGS.image_summaries, verbose=FLAGS.verbose, seed=FLAGS.seed)
 
 
-def resolved_flags():
-    """This script's flags with their final values, in --flagfile format."""
-    module_flags = FLAGS.get_key_flags_for_module(sys.modules[__name__])
-    lines = (flag.serialize() for flag in sorted(module_flags, key=lambda f: f.name))
-    return "".join(f"{line}\n" for line in lines if line)
-
 
 def main(argv):
     if len(argv) > 1:
@@ -119,7 +109,7 @@ def main(argv):
     from training import train_lib
 
     try:
-        summary, _ = train_lib.run(config_from_flags(), flags_text=resolved_flags())
+        summary, _ = train_lib.run(config_from_flags(), flags_text=resolved_flags(FLAGS, __name__))
     except (ValueError, FileNotFoundError, train_lib.TrainingError) as error:
         logging.error("%s", error)
         sys.exit(f"error: {error}")

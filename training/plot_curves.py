@@ -21,6 +21,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("runs", [], "label=model_dir pairs.")
 flags.DEFINE_list("metric", ["val_psnr_x2"], "Columns of training_log.csv to plot (one line per run and column).")
 flags.DEFINE_string("title", "", "Figure title.")
+flags.DEFINE_bool("log_y", False, "Logarithmic y axis (losses that spike).")
 flags.DEFINE_string("out", "curves.png", "PNG file to write.")
 
 
@@ -40,7 +41,7 @@ def main(argv):
                 curves[name] = read_curve(model_dir, metric)
             except (OSError, ValueError) as error:
                 raise app.UsageError(str(error)) from None
-    plot(curves, ", ".join(FLAGS.metric), FLAGS.out, FLAGS.title)
+    plot(curves, ", ".join(FLAGS.metric), FLAGS.out, FLAGS.title, log_y=FLAGS.log_y)
     print(f"wrote {FLAGS.out}")
 
 

@@ -7,7 +7,6 @@ restarted with the same command trains exactly the batches it had not
 trained yet, and each epoch appears once in the logs.
 """
 
-import ast
 import dataclasses
 import importlib.util
 import json
@@ -102,24 +101,6 @@ class TrainConfig:
 # Pieces.
 
 
-def _override_value(text):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text  # a bare word such as zeros or he_normal
-
-
-def parse_overrides(items):
-    """["a=1", "b=zeros"] -> {"a": 1, "b": "zeros"}."""
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--model_overrides entries must be key=value, got {item!r}")
-        overrides[key.strip()] = _override_value(value.strip())
-    return overrides
-
-
 def make_strategy(name, tpu=""):
     """The tf.distribute strategy called `name` (see STRATEGIES)."""
     if name == "default":
@@ -195,13 +176,19 @@ def prepare_for_multi_worker_fit(model, strategy, batch_size, patch_size):
     model.train_function = one_step
 
 
+def load_training_images(train_sets, data_dir="", tfds_dir=""):
+    """(name, uint8 luminance) pairs of the images of `train_sets`, set after set."""
+    images = []
+    for set_name in train_sets:
+        images += [(f"{set_name}/{name}", data_pipeline.hr_luminance(image, gray)) for name, image, gray
+                   in loading.load_arrays(set_name, data_dir or None, tfds_dir or None)]
+    return images
+
+
 def load_training_table(config):
     """The training images of `config.train_sets` as an in-memory luminance table."""
-    images = []
-    for set_name in config.train_sets:
-        images += [data_pipeline.hr_luminance(image, gray) for _, image, gray in
-                   loading.load_arrays(set_name, config.data_dir or None, config.tfds_dir or None)]
-    return data_pipeline.ImageTable(images)
+    images = load_training_images(config.train_sets, config.data_dir, config.tfds_dir)
+    return data_pipeline.ImageTable([y for _, y in images])
 
 
 def load_validation_images(config):
@@ -339,6 +326,15 @@ def export_checkpoint(model_dir, export_dir=None, formats=None):
     if not export_dir:
         raise ValueError(f"{model_dir}: the run has no export_dir; pass --export_dir")
     return export_model(model, export_dir, formats or EXPORT_FORMATS)
+
+
+def export_keras_file(keras_path, export_dir, formats):
+    """Exports a saved `.keras` model (e.g. a shipped one) to other formats; returns {format: path}."""
+    keras_path = pathlib.Path(keras_path)
+    if not keras_path.is_file():
+        raise FileNotFoundError(f"{keras_path}: no such .keras file")
+    model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
+    return export_model(model, export_dir, formats)
 
 
 def _config_json(config):

@@ -1,0 +1,310 @@
+"""training.jax_lib: NumPy training pairs against the tf.data pipeline, and runs that resume and export.
+
+The trainer is backend-agnostic; CI has no JAX, so the runs here use the
+TensorFlow backend, and one subprocess checks that the model and the trainer
+import and run with TensorFlow made unimportable (Keras's NumPy backend).
+"""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import skimage.data
+import tensorflow as tf
+
+import cmsc_tf
+from tests import training_helpers as helpers
+from training import checkpointing, jax_lib, pipeline, train_lib
+from training.flag_values import parse_overrides
+
+TINY = parse_overrides(helpers.TINY_OVERRIDES.split(","))
+
+
+def photo(height, width):
+    return np.ascontiguousarray(skimage.data.camera()[60:60 + height, 90:90 + width])
+
+
+def tf_degraded_variant(y, variant, scale):
+    """The tf.data pipeline's order: augment the whole image, modcrop, degrade."""
+    image = pipeline.augment(tf.constant(y[..., None]), tf.constant(variant))
+    hr = pipeline.modcrop(image, scale) / 255.0
+    return pipeline.degrade(hr, scale)[..., 0].numpy(), hr[..., 0].numpy()
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("variant", [0, 3, 6, 17, 23])  # identity, rot90+flip, rot270, 0.5 variants
+def test_degrade_then_orient_equals_the_pipelines_orient_then_degrade(variant, scale):
+    # 48 x 72 and its 0.5 variant 24 x 36 are multiples of 2, 3 and 4: modcrop drops
+    # nothing, so both orders must give the same pair (bicubic resizing commutes
+    # with flips and quarter turns on such images).
+    y = photo(48, 72)
+    downscale, turns, flipped = pipeline.variant_parts(variant)
+    lr, hr = jax_lib.degraded_pair(jax_lib.size_variant(y, jax_lib.DOWNSCALES[downscale]), scale)
+    expected_lr, expected_hr = tf_degraded_variant(y, variant, scale)
+    np.testing.assert_array_equal(jax_lib.orient(hr, turns, flipped), expected_hr)
+    np.testing.assert_allclose(jax_lib.orient(lr, turns, flipped), expected_lr, atol=2e-5)
+
+
+def test_size_variants_are_the_pipelines():
+    y = photo(50, 70)
+    for downscale, factor in enumerate(jax_lib.DOWNSCALES):
+        ours = jax_lib.size_variant(y, factor).astype(np.float32)
+        theirs = pipeline.augment(tf.constant(y[..., None]), tf.constant(8 * downscale))[..., 0].numpy()
+        assert ours.shape == theirs.shape
+        # float64 here, float32 there: a rare .5 boundary may round the other way.
+        assert np.abs(ours - theirs).max() <= 1 and np.mean(ours != theirs) < 1e-3
+
+
+def find_crop(patch, images, size):
+    """(image index, turns, flipped, top, left) where `patch` is an oriented crop of images[i]."""
+    for index, image in enumerate(images):
+        windows = np.lib.stride_tricks.sliding_window_view(image, (size, size))
+        for turns in range(4):
+            for flipped in range(2):
+                # Undo the orientation, then look for the crop.
+                plain = np.rot90(patch[:, ::-1] if flipped else patch, -turns)
+                hits = np.argwhere(np.all(windows == plain, axis=(2, 3)))
+                if len(hits):
+                    return index, turns, flipped, *hits[0]
+    return None
+
+
+def test_batches_are_aligned_oriented_crops_of_the_degraded_images():
+    size = 21
+    # Two different photographs: an HR crop must identify its image unambiguously.
+    coins = np.ascontiguousarray(skimage.data.coins()[40:73, 100:145])
+    source = jax_lib.PairSource([photo(40, 52), coins], scales=(3,), patch_size=size, seed=3)
+    lrs = [lr for lr, _ in source.pairs[3]]
+    hrs = [hr for _, hr in source.pairs[3]]
+    assert len(hrs) == 4  # 2 images x (1, 0.7): the 0.5 variants are smaller than a patch
+    lr_batch, hr_batch = source.batch(step=5, batch_size=12)
+    assert lr_batch.shape == hr_batch.shape == (12, size, size, 1) and lr_batch.dtype == np.float32
+    orientations = set()
+    for lr, hr in zip(lr_batch[..., 0], hr_batch[..., 0]):
+        found = find_crop(hr, hrs, size)
+        assert found is not None
+        index, turns, flipped, top, left = found
+        orientations.add((turns, flipped))
+        crop = lrs[index][top:top + size, left:left + size]
+        np.testing.assert_array_equal(jax_lib.orient(crop, turns, flipped), lr)
+    assert len(orientations) > 2  # augmented: not all crops upright
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    images = [photo(40, 52)]
+    a = jax_lib.PairSource(images, scales=(2, 4), patch_size=17, seed=0)
+    b = jax_lib.PairSource(images, scales=(2, 4), patch_size=17, seed=0)
+    c = jax_lib.PairSource(images, scales=(2, 4), patch_size=17, seed=1)
+    for x, y in zip(a.batch(7, 6), b.batch(7, 6)):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a.batch(7, 6)[1], a.batch(8, 6)[1])
+    assert not np.array_equal(a.batch(7, 6)[1], c.batch(7, 6)[1])
+
+
+def test_images_smaller_than_a_patch_at_every_size_are_refused():
+    with pytest.raises(ValueError, match="at least 41 pixels"):
+        jax_lib.PairSource([photo(30, 30)], scales=(2,))
+    with pytest.raises(ValueError, match="scales"):
+        jax_lib.PairSource([photo(60, 60)], scales=(1,))
+
+
+def test_luminance_npz_round_trip_and_bad_files(tmp_path):
+    images = [photo(20, 30), photo(11, 7)]
+    path = jax_lib.save_luminance(tmp_path / "y.npz", images, ["a", "b"])
+    for ours, theirs in zip(jax_lib.load_luminance(path), images):
+        np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(ValueError, match="uint8"):
+        jax_lib.save_luminance(tmp_path / "bad.npz", [images[0].astype(np.float32)])
+    assert not (tmp_path / "bad.npz").exists()
+    (tmp_path / "corrupt.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a luminance .npz"):
+        jax_lib.load_luminance(tmp_path / "corrupt.npz")
+    with pytest.raises(FileNotFoundError, match="pack_luminance"):
+        jax_lib.load_luminance(tmp_path / "missing.npz")
+
+
+# ----------------------------------------------------------------------------
+# Runs (TensorFlow backend, tiny model).
+
+
+@pytest.fixture(scope="module")
+def luminance(tmp_path_factory):
+    images = [skimage.data.camera()[:96, :128], skimage.data.moon()[:80, :100]]
+    return str(jax_lib.save_luminance(tmp_path_factory.mktemp("lum") / "y.npz", images))
+
+
+def tiny_run(luminance, model_dir, **changes):
+    fields = dict(luminance=luminance, model_dir=str(model_dir), model_overrides=TINY, batch_size=4,
+                  steps_per_epoch=3, epochs=3, learning_rate=1e-3, seed=0)
+    fields.update(changes)
+    return jax_lib.JaxTrainConfig(**fields)
+
+
+def weights_of(model_dir):
+    model = cmsc_tf.build_model("cmsc", **TINY)
+    model.compile(keras.optimizers.Adam(), **cmsc_tf.cascade_loss(model))
+    state = checkpointing.restore(model, model_dir)
+    return state, [v.numpy() for v in model.weights], [v.numpy() for v in model.optimizer.variables]
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, luminance):
+    straight = jax_lib.run(tiny_run(luminance, tmp_path / "straight"))
+    assert straight["epochs_done"] == 3 and straight["patches_seen"] == 3 * 3 * 4
+    jax_lib.run(tiny_run(luminance, tmp_path / "split", epochs=2))
+    jax_lib.run(tiny_run(luminance, tmp_path / "split"))
+    state_a, weights_a, slots_a = weights_of(tmp_path / "straight")
+    state_b, weights_b, slots_b = weights_of(tmp_path / "split")
+    assert state_a["epoch"] == state_b["epoch"] == 3
+    for a, b in zip(weights_a + slots_a, weights_b + slots_b):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    log = (tmp_path / "split" / jax_lib.LOG_FILE).read_text().splitlines()
+    assert log[0].startswith("epoch,learning_rate,seconds") and len(log) == 4
+    config = json.loads((tmp_path / "split" / "config.json").read_text())
+    assert config["backend"] == "tensorflow" and config["model_overrides"] == TINY
+    # A later phase with other epoch lengths and batches: steps and patches are counted.
+    later = jax_lib.run(tiny_run(luminance, tmp_path / "split", epochs=4, steps_per_epoch=2, batch_size=2))
+    assert (later["epochs_done"], later["steps_done"], later["patches_seen"]) == (4, 3 * 3 + 2, 3 * 3 * 4 + 2 * 2)
+
+
+def test_learning_rate_decays_at_epochs_and_at_the_budget_fraction():
+    config = jax_lib.JaxTrainConfig(luminance="", model_dir="", learning_rate=1e-3,
+                                    lr_decay_epochs=(4,), lr_decay_factor=0.1)
+    rates = [jax_lib.learning_rate_at(config, e) for e in range(6)]
+    np.testing.assert_allclose(rates, [1e-3] * 4 + [1e-4] * 2)
+    np.testing.assert_allclose(jax_lib.learning_rate_at(config, 5, decayed_at_epoch=2), 1e-5)
+    np.testing.assert_allclose(jax_lib.learning_rate_at(config, 1, decayed_at_epoch=2), 1e-3)
+
+
+def test_time_budget_stops_between_epochs_and_records_the_decay(tmp_path, luminance):
+    # The first epoch (tracing included) takes seconds, later ones a fraction:
+    # the decay comes after half the budget, and the run stops within an epoch of it.
+    summary = jax_lib.run(tiny_run(luminance, tmp_path, epochs=1000, time_budget_s=30.0,
+                                   decay_at_budget_fraction=0.5))
+    state = checkpointing.read_state(tmp_path)
+    assert 2 < summary["epochs_done"] < 1000 and summary["seconds"] <= 30.0 + 3.0
+    assert 1 <= state["budget_decay_epoch"] < summary["epochs_done"]
+    rates = np.loadtxt(tmp_path / jax_lib.LOG_FILE, delimiter=",", skiprows=1, usecols=1, ndmin=1)
+    decay = state["budget_decay_epoch"]
+    np.testing.assert_allclose(rates[:decay], 1e-3)
+    np.testing.assert_allclose(rates[decay:], 1e-4)
+
+
+def test_nan_loss_keeps_the_last_finite_checkpoint(tmp_path, luminance):
+    jax_lib.run(tiny_run(luminance, tmp_path, epochs=1))
+    _, before, _ = weights_of(tmp_path)
+    with pytest.raises(jax_lib.TrainingError, match="loss is nan"):
+        jax_lib.run(tiny_run(luminance, tmp_path, epochs=3, learning_rate=1e38))
+    state, after, _ = weights_of(tmp_path)
+    assert state["epoch"] == 1
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bn_recalibration_runs_after_each_epoch_on_the_fixed_calibration_batches(tmp_path, luminance):
+    # Same run twice, with and without recalibration: the trained weights agree,
+    # and the BN statistics are those of recalibrate_batch_norm (tested in
+    # test_training_run) on the batches at CALIBRATION_STEP.. of the run's source.
+    from training.batch_norm import recalibrate_batch_norm
+
+    jax_lib.run(tiny_run(luminance, tmp_path / "plain", epochs=1))
+    jax_lib.run(tiny_run(luminance, tmp_path / "recalibrated", epochs=1, bn_recalibration_batches=3))
+    model = cmsc_tf.build_model("cmsc", **TINY)
+    model.compile(keras.optimizers.Adam(), **cmsc_tf.cascade_loss(model))
+    checkpointing.restore(model, tmp_path / "plain")
+    source = jax_lib.PairSource(jax_lib.load_luminance(luminance), seed=0)
+    recalibrate_batch_norm(model, [source.batch(jax_lib.CALIBRATION_STEP + i, 4) for i in range(3)])
+    _, plain, _ = weights_of(tmp_path / "plain")
+    _, recalibrated, _ = weights_of(tmp_path / "recalibrated")
+    moving = [i for i, v in enumerate(model.weights) if "moving" in v.path]
+    assert moving
+    for i, (expected, a, b) in enumerate(zip(model.weights, plain, recalibrated)):
+        np.testing.assert_allclose(b, expected.numpy(), rtol=1e-5, atol=1e-6)
+        if i in moving:
+            assert not np.allclose(a, b)  # Keras's moving averages were replaced
+
+
+def test_a_run_exports_through_training_export(tmp_path, luminance):
+    jax_lib.run(tiny_run(luminance, tmp_path / "run", epochs=1))
+    written = train_lib.export_checkpoint(tmp_path / "run", tmp_path / "out" / "tiny", ["keras"])
+    loaded = keras.models.load_model(written["keras"], safe_mode=True)
+    _, weights, _ = weights_of(tmp_path / "run")
+    for a, b in zip(loaded.weights, weights):
+        np.testing.assert_array_equal(a.numpy(), b)
+
+
+def test_the_command_line_reports_a_missing_luminance_file_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "training.jax_main", f"--luminance={tmp_path}/none.npz",
+         f"--model_dir={tmp_path}/run"], cwd=helpers.REPO_ROOT, env=helpers.python_env(),
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path}/none.npz: no such luminance file (make one with "
+        "python -m training.pack_luminance)")
+
+
+NO_TENSORFLOW = """
+import runpy, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ImportError("tensorflow is blocked in this test")
+sys.meta_path.insert(0, Block())
+luminance, model_dir, x_path, overrides = sys.argv[1:5]
+sys.argv = ["jax_main", "--luminance=" + luminance, "--model_dir=" + model_dir, "--batch_size=4",
+            "--model_overrides=" + overrides, "--steps_per_epoch=3", "--epochs=2"]
+try:
+    runpy.run_module("training.jax_main", run_name="__main__")
+except SystemExit as exit:
+    assert not exit.code, exit.code
+import json, keras, numpy as np, cmsc_tf
+from training import checkpointing
+config = json.load(open(model_dir + "/config.json"))
+model = cmsc_tf.build_model(config["variant"], **config["model_overrides"])
+model.load_weights(model_dir + "/" + checkpointing.read_state(model_dir)["weights"])
+np.save(x_path + ".out.npy", keras.ops.convert_to_numpy(model(np.load(x_path), training=False)[-1]))
+print(keras.backend.backend(), sorted(m for m in sys.modules if m.startswith("tensorflow")))
+"""
+
+
+def test_jax_backend_trains_without_tensorflow_and_tensorflow_exports_the_result(tmp_path, luminance):
+    pytest.importorskip("jax")  # in the test extra; optional for users
+    x = np.random.default_rng(2).random((1, 23, 29, 1)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    env = dict(helpers.python_env(), KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TENSORFLOW, luminance, str(tmp_path / "run"), str(tmp_path / "x.npy"),
+         helpers.TINY_OVERRIDES], cwd=helpers.REPO_ROOT, env=env, capture_output=True, text=True,
+        timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "jax []"  # no tensorflow module was loaded
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["backend"] == "jax"
+    assert checkpointing.read_state(tmp_path / "run")["epoch"] == 2
+
+    written = train_lib.export_checkpoint(tmp_path / "run", tmp_path / "out" / "tiny", ["keras"])
+    loaded = keras.models.load_model(written["keras"], safe_mode=True)
+    jax_output = np.load(tmp_path / "x.npy.out.npy")
+    assert np.abs(jax_output - x).max() > 1e-4  # trained away from the bicubic start
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)[-1]), jax_output, atol=2e-5)
+
+
+def test_pack_luminance_writes_the_training_sets_luminance(tmp_path):
+    from training.datasets import loading
+
+    tfds_dir = tmp_path / "tfds"
+    arrays = loading.load_arrays("skimage_train", tfds_dir=str(tfds_dir))
+    result = subprocess.run(
+        [sys.executable, "-m", "training.pack_luminance", "--train_sets=skimage_train",
+         f"--tfds_dir={tfds_dir}", f"--out={tmp_path}/y.npz"], cwd=helpers.REPO_ROOT,
+        env=helpers.python_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1].startswith(f"wrote {tmp_path}/y.npz: {len(arrays)} images")
+    packed = jax_lib.load_luminance(tmp_path / "y.npz")
+    assert len(packed) == len(arrays) > 1
+    for y, (_, image, gray) in zip(packed, arrays):
+        np.testing.assert_array_equal(y, pipeline.hr_luminance(image, gray))
+    with np.load(tmp_path / "y.npz") as npz:
+        assert [str(n) for n in npz["names"]] == [f"skimage_train/{name}" for name, _, _ in arrays]
