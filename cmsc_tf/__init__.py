@@ -2,8 +2,9 @@
 
 The model, its layers and its loss need Keras alone, so they import (and
 register their Keras classes) on any Keras backend: `training.jax_lib` trains
-them with JAX on machines without TensorFlow. The TensorFlow-bound names below
-(image operations, metrics, export, `Upscaler`) load on first use.
+them with JAX on machines without TensorFlow. The other names below load on
+first use: most need TensorFlow (image operations, export, `Upscaler`) or
+pyrtools (metrics); `imresize_np` needs NumPy only.
 """
 
 import importlib
@@ -20,7 +21,7 @@ from cmsc_tf.vdsr_weights import load_vdsr_weights
 
 __version__ = "0.1.0"
 
-# name -> module, for the names that need TensorFlow (or pyrtools).
+# name -> module of the names loaded on first use.
 _LAZY_NAMES = {
     "luminance": "cmsc_tf.color",
     "rgb2ycbcr": "cmsc_tf.color",
@@ -28,7 +29,7 @@ _LAZY_NAMES = {
     "ycbcr2rgb": "cmsc_tf.color",
     "ycbcr2rgb_tf": "cmsc_tf.color",
     "export_saved_model": "cmsc_tf.export",
-    "imresize_np": "cmsc_tf.imresize",
+    "imresize_np": "cmsc_tf.imresize_numpy",
     "imresize_tf": "cmsc_tf.imresize",
     "ifc": "cmsc_tf.metrics",
     "psnr": "cmsc_tf.metrics",

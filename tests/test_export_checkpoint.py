@@ -66,6 +66,17 @@ def test_export_command_reports_a_missing_run_in_one_line(tmp_path):
         f"error: {tmp_path}: no checkpoint to export (needs state.json and config.json)")
 
 
+@pytest.mark.parametrize("flags, message", [
+    ([], "give exactly one of --model_dir and --keras_model"),
+    (["--model_dir=a", "--keras_model=b.keras"], "give exactly one of --model_dir and --keras_model"),
+    (["--keras_model=b.keras"], "--keras_model needs --export_dir"),
+])
+def test_export_command_usage_errors(flags, message):
+    result = subprocess.run([sys.executable, "-m", "training.export", *flags], cwd=helpers.REPO_ROOT,
+                            env=helpers.python_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and message in result.stderr
+
+
 def test_export_command_converts_a_keras_file(tmp_path):
     trained = make_run(tmp_path / "run")
     source = export_checkpoint(tmp_path / "run", tmp_path / "tiny", ["keras"])["keras"]

@@ -1,10 +1,12 @@
 """training.jax_lib: NumPy training pairs against the tf.data pipeline, and runs that resume and export.
 
-The trainer is backend-agnostic; CI has no JAX, so the runs here use the
-TensorFlow backend, and one subprocess checks that the model and the trainer
-import and run with TensorFlow made unimportable (Keras's NumPy backend).
+The trainer is backend-agnostic. Most runs here use the TensorFlow backend;
+one subprocess trains with KERAS_BACKEND=jax on the CPU (jax is in the test
+extra) with TensorFlow made unimportable, and TensorFlow then exports the
+checkpoint it wrote.
 """
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import tensorflow as tf
 
 import cmsc_tf
 from tests import training_helpers as helpers
-from training import checkpointing, jax_lib, pipeline, train_lib
+from training import checkpointing, curves, jax_lib, pipeline, train_lib
 from training.flag_values import parse_overrides
 
 TINY = parse_overrides(helpers.TINY_OVERRIDES.split(","))
@@ -161,17 +163,30 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, luminance):
     for a, b in zip(weights_a + slots_a, weights_b + slots_b):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     log = (tmp_path / "split" / jax_lib.LOG_FILE).read_text().splitlines()
-    assert log[0].startswith("epoch,learning_rate,seconds") and len(log) == 4
+    assert log[0].startswith("epoch,step,learning_rate,seconds") and len(log) == 4
     config = json.loads((tmp_path / "split" / "config.json").read_text())
     assert config["backend"] == "tensorflow" and config["model_overrides"] == TINY
     # A later phase with other epoch lengths and batches: steps and patches are counted.
     later = jax_lib.run(tiny_run(luminance, tmp_path / "split", epochs=4, steps_per_epoch=2, batch_size=2))
     assert (later["epochs_done"], later["steps_done"], later["patches_seen"]) == (4, 3 * 3 + 2, 3 * 3 * 4 + 2 * 2)
+    # The log's step column (what plot_curves draws) follows the counted steps.
+    assert [step for step, _ in curves.read_curve(tmp_path / "split", "loss")] == [3, 6, 9, 11]
+
+
+def test_bad_settings_are_refused_before_any_work(tmp_path, luminance):
+    for changes, message in [({"luminance": ""}, "no luminance file given"),
+                             ({"time_budget_s": -1.0}, "time_budget_s must be >= 0"),
+                             ({"lr_decay_factor": 0.0}, "lr_decay_factor must be positive"),
+                             ({"decay_at_budget_fraction": 0.5}, "needs time_budget_s")]:
+        config = dataclasses.replace(tiny_run(luminance, tmp_path / "run"), **changes)
+        with pytest.raises(ValueError, match=message):
+            jax_lib.run(config)
+    assert not (tmp_path / "run").exists()
 
 
 def test_learning_rate_decays_at_epochs_and_at_the_budget_fraction():
     config = jax_lib.JaxTrainConfig(luminance="", model_dir="", learning_rate=1e-3,
-                                    lr_decay_epochs=(4,), lr_decay_factor=0.1)
+                                    lr_decay_at_epochs=(4,), lr_decay_factor=0.1)
     rates = [jax_lib.learning_rate_at(config, e) for e in range(6)]
     np.testing.assert_allclose(rates, [1e-3] * 4 + [1e-4] * 2)
     np.testing.assert_allclose(jax_lib.learning_rate_at(config, 5, decayed_at_epoch=2), 1e-5)
@@ -186,7 +201,7 @@ def test_time_budget_stops_between_epochs_and_records_the_decay(tmp_path, lumina
     state = checkpointing.read_state(tmp_path)
     assert 2 < summary["epochs_done"] < 1000 and summary["seconds"] <= 30.0 + 3.0
     assert 1 <= state["budget_decay_epoch"] < summary["epochs_done"]
-    rates = np.loadtxt(tmp_path / jax_lib.LOG_FILE, delimiter=",", skiprows=1, usecols=1, ndmin=1)
+    rates = np.loadtxt(tmp_path / jax_lib.LOG_FILE, delimiter=",", skiprows=1, usecols=2, ndmin=1)
     decay = state["budget_decay_epoch"]
     np.testing.assert_allclose(rates[:decay], 1e-3)
     np.testing.assert_allclose(rates[decay:], 1e-4)

@@ -155,7 +155,7 @@ def _h5_arrays(path):
 def test_batch_norm_recalibration_makes_inference_match_training_mode(tfds_dir, tmp_path):
     """Calibrated on one batch, BN's moving statistics are that batch's statistics,
     so inference mode reproduces training mode on it; before, it did not."""
-    from training import callbacks
+    from training.batch_norm import recalibrate_batch_norm
 
     config = tiny_config(tfds_dir, tmp_path)
     keras.utils.set_random_seed(1)
@@ -172,7 +172,7 @@ def test_batch_norm_recalibration_makes_inference_match_training_mode(tfds_dir, 
 
     assert gap() > 1e-2
     weights = [w.copy() for w in model.get_weights()]
-    assert callbacks.recalibrate_batch_norm(model, [(x, y)]) > 0
+    assert recalibrate_batch_norm(model, [(x, y)]) > 0
     assert gap() < 1e-4
     # Only BN moving statistics changed; trainable weights are untouched.
     trainable = {id(v) for v in model.trainable_variables}

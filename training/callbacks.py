@@ -10,7 +10,7 @@ from absl import logging
 
 from cmsc_tf import predictors, protocol
 from training import checkpointing
-from training.batch_norm import recalibrate_batch_norm  # noqa: F401 (callbacks.recalibrate_batch_norm)
+from training.batch_norm import recalibrate_batch_norm
 
 
 def predict_image(model, x):

@@ -9,19 +9,25 @@ import pathlib
 
 
 def read_curve(model_dir, metric):
-    """[(step, value)] of `metric` after each epoch of the run in `model_dir`."""
+    """[(step, value)] of `metric` after each epoch of the run in `model_dir`.
+
+    The step is the log's `step` column where it has one (training.jax_main,
+    which counts steps across phases), else (epoch + 1) x steps per epoch.
+    """
     model_dir = pathlib.Path(model_dir)
     log, config = model_dir / "training_log.csv", model_dir / "config.json"
     if not log.is_file() or not config.is_file():
         raise FileNotFoundError(f"{model_dir}: not a training run folder (needs training_log.csv and config.json)")
-    state = model_dir / "state.json"
-    # state.json holds the resolved count (config.json says 0 for "one paper epoch").
-    source = state if state.is_file() else config
-    steps_per_epoch = json.loads(source.read_text())["steps_per_epoch"]
     with open(log, newline="") as f:
         rows = list(csv.DictReader(f))
     if rows and metric not in rows[0]:
         raise ValueError(f"{log}: no column {metric!r}; columns: {', '.join(rows[0])}")
+    if rows and "step" in rows[0]:
+        return [(int(row["step"]), float(row[metric])) for row in rows]
+    # training.main's state.json holds the resolved count (config.json says 0 for "one paper epoch").
+    state = model_dir / "state.json"
+    steps_per_epoch = json.loads(state.read_text()).get("steps_per_epoch") if state.is_file() else None
+    steps_per_epoch = steps_per_epoch or json.loads(config.read_text()).get("steps_per_epoch")
     if not steps_per_epoch:
         raise ValueError(f"{model_dir}: the steps per epoch are unknown (no state.json yet)")
     return [((int(row["epoch"]) + 1) * steps_per_epoch, float(row[metric])) for row in rows]

@@ -14,12 +14,14 @@ random-crop pairs of `training.pipeline` in NumPy:
   float64, whole image) are computed once, up front;
 - a crop is (image, size variant, scale, position) drawn uniformly, then
   rotated by k quarter turns and flipped, which gives the 24 variants. The
-  tf.data pipeline rotates before it modcrops and degrades; both orders give
-  the same pair wherever the crop is (bicubic resizing of a modcropped image
-  commutes with flips and quarter turns), they differ only in which edge
-  rows the modcrop drops.
+  tf.data pipeline rotates before it modcrops and degrades. Where modcrop
+  drops nothing the two orders give identical pairs (bicubic resizing of such
+  an image commutes with flips and quarter turns; tested); where it drops
+  rows or columns, they drop them at different edges, so the pairs are the
+  same in distribution, not one for one.
 Every batch is a function of (seed, step) alone, so a resumed run sees the
-batches it had not trained on yet.
+batches it had not trained on yet; steps are counted in `state.json`
+(`steps_done`), also across phases that change the epoch length.
 
 Checkpoints use `training.checkpointing` (the weights file holds the optimizer
 too), with the same `config.json` keys that `training.export` reads, so a run
@@ -172,7 +174,7 @@ class _Batches(keras.utils.PyDataset):
 
 @dataclasses.dataclass(frozen=True)
 class JaxTrainConfig:
-    """A training run (flags of training.jax_main); names follow train_lib.TrainConfig."""
+    """A training run (flags of training.jax_main)."""
 
     luminance: str
     model_dir: str
@@ -184,7 +186,7 @@ class JaxTrainConfig:
     steps_per_epoch: int = 250
     epochs: int = 100
     learning_rate: float = 1e-3
-    lr_decay_epochs: tuple = ()
+    lr_decay_at_epochs: tuple = ()
     lr_decay_factor: float = 0.1
     loss_pixel_reduction: str = "sum"
     precision: str = "float32"
@@ -195,12 +197,16 @@ class JaxTrainConfig:
     seed: int = 0
 
     def validate(self):
+        if not self.luminance:
+            raise ValueError("no luminance file given (--luminance; make one with python -m training.pack_luminance)")
         if self.batch_size < 1 or self.steps_per_epoch < 1 or self.epochs < 1:
             raise ValueError("batch_size, steps_per_epoch and epochs must be positive")
         if self.bn_recalibration_batches < 0:
             raise ValueError("bn_recalibration_batches must be >= 0")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not self.learning_rate > 0 or not self.lr_decay_factor > 0:
+            raise ValueError("learning_rate and lr_decay_factor must be positive")
+        if self.time_budget_s < 0:
+            raise ValueError(f"time_budget_s must be >= 0 (0: no limit), got {self.time_budget_s}")
         if not 0.0 <= self.decay_at_budget_fraction < 1.0:
             raise ValueError("decay_at_budget_fraction must lie in [0, 1)")
         if self.decay_at_budget_fraction and not self.time_budget_s:
@@ -210,8 +216,8 @@ class JaxTrainConfig:
 
 
 def learning_rate_at(config, epoch, decayed_at_epoch=None):
-    """Rate of epoch `epoch`: divided by the factor at each decay epoch passed (and at the budget decay)."""
-    decays = sum(1 for boundary in config.lr_decay_epochs if epoch >= boundary)
+    """Rate of epoch `epoch`: multiplied by the factor at each decay epoch passed (and at the budget decay)."""
+    decays = sum(1 for boundary in config.lr_decay_at_epochs if epoch >= boundary)
     if decayed_at_epoch is not None and epoch >= decayed_at_epoch:
         decays += 1
     return config.learning_rate * config.lr_decay_factor ** decays
@@ -221,9 +227,9 @@ class TrainingError(RuntimeError):
     pass
 
 
-def _append_log(path, epoch, rate, seconds, logs):
-    columns = ["epoch", "learning_rate", "seconds"] + sorted(logs)
-    row = [epoch, rate, seconds] + [logs[k] for k in sorted(logs)]
+def _append_log(path, epoch, step, rate, seconds, logs):
+    columns = ["epoch", "step", "learning_rate", "seconds"] + sorted(logs)
+    row = [epoch, step, rate, seconds] + [logs[k] for k in sorted(logs)]
     new = not path.exists()
     with open(path, "a") as handle:
         if new:
@@ -247,7 +253,8 @@ def _train_epochs(model, source, config, state):
                    for i in range(config.bn_recalibration_batches)]
     started = time.monotonic()
     seconds_before = float(state.get("seconds", 0.0))
-    last_epoch_seconds = 0.0
+    # The last epoch's duration predicts the next one's (kept across resumes).
+    last_epoch_seconds = float(state.get("last_epoch_seconds", 0.0))
     budget = config.time_budget_s
     for epoch in range(int(state["epoch"]), config.epochs):
         elapsed = seconds_before + time.monotonic() - started
@@ -268,11 +275,14 @@ def _train_epochs(model, source, config, state):
         history = model.fit(batches, epochs=1, shuffle=False, verbose=0)
         logs = {name: float(values[-1]) for name, values in history.history.items()}
         if not np.isfinite(logs.get("loss", np.nan)):
-            raise TrainingError(f"epoch {epoch}: the loss is {logs.get('loss')}; the checkpoint of "
-                                f"epoch {epoch} in {config.model_dir} is kept (lower the learning rate)")
+            kept = (f"the checkpoint of epoch {epoch} in {config.model_dir} is kept" if epoch
+                    else "no checkpoint was written")
+            raise TrainingError(f"epoch {epoch}: the loss is {logs.get('loss')}; {kept} "
+                                "(lower the learning rate)")
         if calibration:
             recalibrate_batch_norm(model, calibration)
         last_epoch_seconds = time.monotonic() - epoch_started
+        state["last_epoch_seconds"] = last_epoch_seconds
         state["seconds"] = seconds_before + time.monotonic() - started
         # Counted, not derived from the epoch: a later phase may change the epoch length or batch.
         state["steps_done"] = state.get("steps_done", epoch * config.steps_per_epoch) + config.steps_per_epoch
@@ -281,7 +291,8 @@ def _train_epochs(model, source, config, state):
         extra = {k: v for k, v in state.items() if k not in ("epoch", "step", "weights")}
         state.update(checkpointing.save(model, config.model_dir, epoch + 1, 0,
                                         keep_epoch_checkpoints=False, **extra))
-        _append_log(pathlib.Path(config.model_dir) / LOG_FILE, epoch, rate, state["seconds"], logs)
+        _append_log(pathlib.Path(config.model_dir) / LOG_FILE, epoch, state["steps_done"], rate,
+                    state["seconds"], logs)
         print(f"epoch {epoch}: step {state['steps_done']}, loss {logs['loss']:.5g}, "
               f"lr {rate:g}, {state['seconds']:.0f} s ({last_epoch_seconds:.1f} s)", flush=True)
 
@@ -290,6 +301,19 @@ def _config_json(config):
     fields = dataclasses.asdict(config)
     fields["backend"] = keras.backend.backend()
     return json.dumps(fields, indent=1, sort_keys=True, default=list) + "\n"
+
+
+def _write_config(model_dir, config):
+    """Writes config.json; says which settings a resumed run changes (a new phase, or a mistake)."""
+    path = model_dir / "config.json"
+    text = _config_json(config)
+    if path.is_file():
+        before, after = json.loads(path.read_text()), json.loads(text)
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        if changed:
+            print(f"warning: {model_dir} was trained with other settings; changed: {', '.join(changed)}",
+                  flush=True)
+    atomic.write_text(path, text)
 
 
 def build_and_compile(config):
@@ -307,15 +331,16 @@ def run(config, flags_text=None):
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(config.precision)
     try:
-        keras.utils.set_random_seed(config.seed)
-        model = build_and_compile(config)
+        # The data first: a bad file fails before minutes of model building.
         source = PairSource(load_luminance(config.luminance), config.scales, augment=config.augment,
                             seed=config.seed)
+        keras.utils.set_random_seed(config.seed)
+        model = build_and_compile(config)
         state = checkpointing.restore(model, model_dir) or {"epoch": 0, "step": 0}
         if state.get("step", 0):
             raise ValueError(f"{model_dir}: mid-epoch checkpoints are not made by this trainer")
         first_epoch = int(state["epoch"])
-        atomic.write_text(model_dir / "config.json", _config_json(config))
+        _write_config(model_dir, config)
         if flags_text is not None:
             atomic.write_text(model_dir / "flags.txt", flags_text)
         print(f"{keras.backend.backend()} backend; {model.count_params():,} parameters; "

@@ -4,7 +4,8 @@ For accelerator machines that have JAX but not TensorFlow (training.jax_lib).
 The images come packed by `python -m training.pack_luminance`; checkpoints,
 config.json and the log land in --model_dir in the layout of `training.main`,
 so `python -m training.export --model_dir=...` exports the result (with
-TensorFlow) and rerunning the same command resumes.
+TensorFlow) and rerunning the same command resumes (once --time_budget_s is
+spent, raise it to go on).
 
 Usage:
   KERAS_BACKEND=jax python -m training.jax_main --flagfile=training/cmsc_full_jax.flags
@@ -28,8 +29,8 @@ flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_integer("steps_per_epoch", 250, "Steps between checkpoints (an 'epoch' here).")
 flags.DEFINE_integer("epochs", 100, "Epochs.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
-flags.DEFINE_list("lr_decay_epochs", [], "Epochs at which the rate is multiplied by lr_decay_factor.")
-flags.DEFINE_float("lr_decay_factor", 0.1, "See lr_decay_epochs.")
+flags.DEFINE_list("lr_decay_at_epochs", [], "Epochs at which the rate is multiplied by lr_decay_factor.")
+flags.DEFINE_float("lr_decay_factor", 0.1, "See lr_decay_at_epochs.")
 flags.DEFINE_enum("loss_pixel_reduction", "sum", ["sum", "mean"], "Eq. 8 over pixels: sum or mean.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
                   "Keras dtype policy.")
@@ -40,7 +41,6 @@ flags.DEFINE_float("decay_at_budget_fraction", 0.0, "Also decay the rate once th
 flags.DEFINE_integer("bn_recalibration_batches", 0, "At each epoch end, set the BN statistics to "
                      "their average over this many fixed batches (0: Keras's moving averages).")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
-
 
 
 def main(argv):
@@ -54,7 +54,7 @@ def main(argv):
             variant=FLAGS.variant, model_overrides=parse_overrides(FLAGS.model_overrides),
             scales=int_list("scales", FLAGS.scales), augment=FLAGS.augment, batch_size=FLAGS.batch_size,
             steps_per_epoch=FLAGS.steps_per_epoch, epochs=FLAGS.epochs,
-            learning_rate=FLAGS.learning_rate, lr_decay_epochs=int_list("lr_decay_epochs", FLAGS.lr_decay_epochs),
+            learning_rate=FLAGS.learning_rate, lr_decay_at_epochs=int_list("lr_decay_at_epochs", FLAGS.lr_decay_at_epochs),
             lr_decay_factor=FLAGS.lr_decay_factor, loss_pixel_reduction=FLAGS.loss_pixel_reduction,
             precision=FLAGS.precision, time_budget_s=FLAGS.time_budget_s,
             decay_at_budget_fraction=FLAGS.decay_at_budget_fraction,
@@ -66,6 +66,6 @@ def main(argv):
     print(f"training done: {summary}")
 
 
-
 if __name__ == "__main__":
+    flags.mark_flag_as_required("luminance")
     app.run(main)

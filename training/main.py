@@ -75,7 +75,6 @@ flags.DEFINE_integer("image_summaries", 2, "Validation images shown as LR|SR|HR 
 flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.")
 
 
-
 def config_from_flags():
     from training import pipeline, train_lib  # imported after flag parsing: TF is slow to load
 
@@ -100,7 +99,6 @@ def config_from_flags():
         checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         bn_recalibration_batches=FLAGS.bn_recalibration_batches, tensorboard=FLAGS.tensorboard,
         image_summaries=FLAGS.image_summaries, verbose=FLAGS.verbose, seed=FLAGS.seed)
-
 
 
 def main(argv):
