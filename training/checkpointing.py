@@ -27,6 +27,20 @@ STATE_FILE = "state.json"
 _CKPT = re.compile(r"^ckpt-e(\d+)-s(\d+)\.weights\.h5$")
 
 
+def config_text(fields):
+    """A run's settings (a dict) as the text of its config.json."""
+    return json.dumps(fields, indent=1, sort_keys=True, default=list) + "\n"
+
+
+def changed_config_keys(model_dir, fields, ignore=()):
+    """Keys whose value in `fields` differs from the run's config.json ([] when it has none)."""
+    path = pathlib.Path(model_dir) / "config.json"
+    if not path.exists():
+        return []
+    old, new = json.loads(path.read_text()), json.loads(config_text(fields))
+    return sorted(k for k in set(old) | set(new) if k not in ignore and old.get(k) != new.get(k))
+
+
 def checkpoint_name(epoch, step):
     return f"ckpt-e{epoch:04d}-s{step:06d}.weights.h5"
 

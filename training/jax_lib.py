@@ -40,10 +40,9 @@ import cmsc_tf
 from cmsc_tf import atomic
 from cmsc_tf.imresize_numpy import imresize_np
 from training import checkpointing
+from training.augmentation import DOWNSCALES, PATCH_SIZE, luminance_images
 from training.batch_norm import recalibrate_batch_norm
 
-DOWNSCALES = (1.0, 0.7, 0.5)  # as training.pipeline (which needs TensorFlow to import)
-PATCH_SIZE = 41
 # Batches for BN recalibration are drawn at steps from here on, which no training run reaches.
 CALIBRATION_STEP = 2**40
 SUMMARY_FILE = "summary.json"
@@ -56,12 +55,7 @@ LOG_FILE = "training_log.csv"
 
 def save_luminance(path, images, names=None):
     """Writes uint8 [H, W] luminance images to one compressed `.npz` (atomically)."""
-    images = [np.asarray(y) for y in images]
-    if not images:
-        raise ValueError("no training images to pack")
-    for y in images:
-        if y.ndim != 2 or y.dtype != np.uint8:
-            raise ValueError(f"expected 2-D uint8 luminance images, got {y.dtype} {y.shape}")
+    images = luminance_images(images)
     arrays = {f"y{i:05d}": y for i, y in enumerate(images)}
     arrays["names"] = np.asarray(names if names is not None else [str(i) for i in range(len(images))])
     with atomic.atomic_path(path) as temporary:
@@ -297,23 +291,14 @@ def _train_epochs(model, source, config, state):
               f"lr {rate:g}, {state['seconds']:.0f} s ({last_epoch_seconds:.1f} s)", flush=True)
 
 
-def _config_json(config):
-    fields = dataclasses.asdict(config)
-    fields["backend"] = keras.backend.backend()
-    return json.dumps(fields, indent=1, sort_keys=True, default=list) + "\n"
-
-
 def _write_config(model_dir, config):
     """Writes config.json; says which settings a resumed run changes (a new phase, or a mistake)."""
-    path = model_dir / "config.json"
-    text = _config_json(config)
-    if path.is_file():
-        before, after = json.loads(path.read_text()), json.loads(text)
-        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-        if changed:
-            print(f"warning: {model_dir} was trained with other settings; changed: {', '.join(changed)}",
-                  flush=True)
-    atomic.write_text(path, text)
+    fields = dict(dataclasses.asdict(config), backend=keras.backend.backend())
+    changed = checkpointing.changed_config_keys(model_dir, fields)
+    if changed:
+        print(f"warning: {model_dir} was trained with other settings; changed: {', '.join(changed)}",
+              flush=True)
+    atomic.write_text(model_dir / "config.json", checkpointing.config_text(fields))
 
 
 def build_and_compile(config):

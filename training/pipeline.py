@@ -37,12 +37,8 @@ import tensorflow as tf
 
 from cmsc_tf import color
 from cmsc_tf.imresize import imresize_tf
+from training.augmentation import DOWNSCALES, NUM_VARIANTS, PATCH_SIZE, luminance_images, variant_parts
 
-PATCH_SIZE = 41
-DOWNSCALES = (1.0, 0.7, 0.5)
-ROTATIONS = 4
-FLIPS = 2
-NUM_VARIANTS = len(DOWNSCALES) * ROTATIONS * FLIPS  # 24, the paper's augmentation
 MODES = ("paper", "random_crop")
 
 
@@ -91,12 +87,7 @@ class ImageTable:
     """
 
     def __init__(self, images):
-        images = [np.asarray(y) for y in images]
-        if not images:
-            raise ValueError("no training images")
-        for y in images:
-            if y.ndim != 2 or y.dtype != np.uint8:
-                raise ValueError(f"expected 2-D uint8 luminance images, got {y.dtype} {y.shape}")
+        images = luminance_images(images)
         self.shapes = [tuple(y.shape) for y in images]
         sizes = [y.size for y in images]
         self._flat = tf.constant(np.concatenate([y.ravel() for y in images]))
@@ -115,11 +106,6 @@ class ImageTable:
 
 # ----------------------------------------------------------------------------
 # Augmentation: variant v = (downscale index, rotation k, flip).
-
-
-def variant_parts(variant):
-    """variant in [0, 24) -> (downscale index, quarter turns, flipped)."""
-    return variant // (ROTATIONS * FLIPS), (variant // FLIPS) % ROTATIONS, variant % FLIPS
 
 
 def variant_shape(height, width, variant):

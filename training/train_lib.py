@@ -337,16 +337,8 @@ def export_keras_file(keras_path, export_dir, formats):
     return export_model(model, export_dir, formats)
 
 
-def _config_json(config):
-    return json.dumps(dataclasses.asdict(config), indent=1, sort_keys=True, default=list) + "\n"
-
-
 def _warn_on_changed_config(model_dir, config):
-    path = pathlib.Path(model_dir) / "config.json"
-    if not path.exists():
-        return
-    old, new = json.loads(path.read_text()), json.loads(_config_json(config))
-    changed = sorted(k for k in set(old) | set(new) if k != "epochs" and old.get(k) != new.get(k))
+    changed = checkpointing.changed_config_keys(model_dir, dataclasses.asdict(config), ignore=("epochs",))
     if changed:
         logging.warning("resuming %s with a changed configuration (%s): the data stream and "
                         "schedule may not continue exactly", model_dir, ", ".join(changed))
@@ -418,7 +410,8 @@ def _run(config, flags_text):
                      state["epoch"], state["step"], state["epoch"] * steps_per_epoch + state["step"])
     start_epoch, start_step = (state["epoch"], state["step"]) if state else (0, 0)
     if chief:
-        checkpointing.write_atomically(model_dir / "config.json", _config_json(config))
+        checkpointing.write_atomically(model_dir / "config.json",
+                                       checkpointing.config_text(dataclasses.asdict(config)))
         if flags_text is not None:
             checkpointing.write_atomically(model_dir / "flags.txt", flags_text)
     callbacks, nan_guard, checkpoint = make_callbacks(config, strategy, steps_per_epoch, val_images, table)
