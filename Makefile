@@ -17,5 +17,7 @@ venv: $(VENV)/.installed
 quick: venv
 	$(PY) -m training.main --flagfile=quick.flags
 
+# Two pytest workers (pytest-xdist), one test file each at a time: the module
+# fixtures are built once, and the CPU-bound files overlap on a 2-core machine.
 test: venv
-	$(PY) -m pytest -ra --durations=15 tests
+	$(PY) -m pytest -ra --durations=15 -n auto --maxprocesses=2 --dist loadfile tests

@@ -34,6 +34,7 @@ setup(
         "jax": ["jax>=0.10,<0.12"],
         "test": [
             "pytest>=8,<10",
+            "pytest-xdist>=3.6,<4",
             "tensorflow-serving-api>=2.18,<2.22",
             "nbclient>=0.10,<1",
             "nbformat>=5.9,<6",

@@ -106,6 +106,63 @@ def test_batches_are_a_function_of_seed_and_step():
     assert not np.array_equal(a.batch(7, 6)[1], c.batch(7, 6)[1])
 
 
+def test_batch_scales_are_those_the_pairs_were_drawn_at():
+    # Each pair's LR-up is its HR's degradation at the reported scale: the crop
+    # of an unaugmented image at a known offset is found in exactly one of the
+    # per-scale degradations.
+    images = [photo(48, 60)]
+    source = jax_lib.PairSource(images, scales=(2, 3, 4), patch_size=17, augment=False, seed=3)
+    lr, hr, scales = source.batch_and_scales(5, 12)
+    np.testing.assert_array_equal(source.batch(5, 12)[0], lr)
+    assert set(scales) == {2, 3, 4}
+    for lr_patch, hr_patch, scale in zip(lr[..., 0], hr[..., 0], scales):
+        matches = set()
+        for candidate in (2, 3, 4):
+            full_lr, full_hr = jax_lib.degraded_pair(images[0], candidate)
+            for top in range(full_hr.shape[0] - 16):
+                for left in range(full_hr.shape[1] - 16):
+                    if (np.array_equal(full_hr[top:top + 17, left:left + 17], hr_patch)
+                            and np.array_equal(full_lr[top:top + 17, left:left + 17], lr_patch)):
+                        matches.add(candidate)
+        assert matches == {scale}
+
+
+def test_scale_loss_weights_multiply_each_pairs_term_of_eq8():
+    # The loss Keras reports for a weighted batch is Eq. 8 with each pair's
+    # half squared errors multiplied by its scale's weight, averaged over the batch.
+    source = jax_lib.PairSource([photo(48, 60)], scales=(2, 4), patch_size=17, seed=0)
+    weights = {2: 3.0, 4: 0.5}
+    lr, hr, w = jax_lib._Batches(source, 8, 0, 1, weights)[0]
+    scales = source.batch_and_scales(0, 8)[2]
+    np.testing.assert_array_equal(w, [weights[s] for s in scales])
+    model = cmsc_tf.build_model("cmsc", **TINY)
+    model.compile(keras.optimizers.Adam(), **cmsc_tf.cascade_loss(model))
+    outputs = [keras.ops.convert_to_numpy(o) for o in model(lr, training=False)]
+    alpha = cmsc_tf.cascade_alpha(model.num_stages)
+    per_pair = sum(((1 - alpha) / model.num_stages if i < model.num_stages else alpha)
+                   * 0.5 * ((o - hr) ** 2).sum(axis=(1, 2, 3)) for i, o in enumerate(outputs))
+    expected = float(np.mean(per_pair * w))
+    reported = model.evaluate(lr, hr, sample_weight=w, batch_size=8, verbose=0, return_dict=True)["loss"]
+    np.testing.assert_allclose(reported, expected, rtol=1e-4)
+    assert abs(float(np.mean(per_pair)) - expected) > 1e-3 * expected  # the weights changed it
+    # Unweighted: the batches carry no weights at all.
+    assert len(jax_lib._Batches(source, 8, 0, 1)[0]) == 2
+
+
+def test_a_run_with_unit_scale_weights_equals_the_unweighted_run(tmp_path, luminance):
+    jax_lib.run(tiny_run(luminance, tmp_path / "plain", epochs=1))
+    jax_lib.run(tiny_run(luminance, tmp_path / "unit", epochs=1, scale_loss_weights={2: 1.0, 3: 1.0, 4: 1.0}))
+    jax_lib.run(tiny_run(luminance, tmp_path / "x2", epochs=1, scale_loss_weights={2: 4.0, 3: 1.0, 4: 1.0}))
+    _, plain, _ = weights_of(tmp_path / "plain")
+    _, unit, _ = weights_of(tmp_path / "unit")
+    _, x2, _ = weights_of(tmp_path / "x2")
+    for a, b in zip(plain, unit):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert any(not np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(plain, x2))
+    config = json.loads((tmp_path / "x2" / "config.json").read_text())
+    assert config["scale_loss_weights"] == {"2": 4.0, "3": 1.0, "4": 1.0}
+
+
 def test_images_smaller_than_a_patch_at_every_size_are_refused():
     with pytest.raises(ValueError, match="at least 41 pixels"):
         jax_lib.PairSource([photo(30, 30)], scales=(2,))
@@ -177,7 +234,9 @@ def test_bad_settings_are_refused_before_any_work(tmp_path, luminance):
     for changes, message in [({"luminance": ""}, "no luminance file given"),
                              ({"time_budget_s": -1.0}, "time_budget_s must be >= 0"),
                              ({"lr_decay_factor": 0.0}, "lr_decay_factor must be positive"),
-                             ({"decay_at_budget_fraction": 0.5}, "needs time_budget_s")]:
+                             ({"decay_at_budget_fraction": 0.5}, "needs time_budget_s"),
+                             ({"scale_loss_weights": {2: 1.0, 3: 1.0}}, r"no weight for scale\(s\) \[4\]"),
+                             ({"scale_loss_weights": {2: 1.0, 3: 0.0, 4: 1.0}}, "must be positive")]:
         config = dataclasses.replace(tiny_run(luminance, tmp_path / "run"), **changes)
         with pytest.raises(ValueError, match=message):
             jax_lib.run(config)
@@ -193,18 +252,30 @@ def test_learning_rate_decays_at_epochs_and_at_the_budget_fraction():
     np.testing.assert_allclose(jax_lib.learning_rate_at(config, 1, decayed_at_epoch=2), 1e-3)
 
 
-def test_time_budget_stops_between_epochs_and_records_the_decay(tmp_path, luminance):
-    # The first epoch (tracing included) takes seconds, later ones a fraction:
-    # the decay comes after half the budget, and the run stops within an epoch of it.
-    summary = jax_lib.run(tiny_run(luminance, tmp_path, epochs=1000, time_budget_s=15.0,
-                                   decay_at_budget_fraction=0.5))
-    state = checkpointing.read_state(tmp_path)
-    assert 2 < summary["epochs_done"] < 1000 and summary["seconds"] <= 15.0 + 3.0
-    assert 1 <= state["budget_decay_epoch"] < summary["epochs_done"]
+def test_time_budget_stops_between_epochs_records_the_decay_and_carries_over(tmp_path, luminance,
+                                                                              monkeypatch):
+    # A fake clock on which every epoch's fit takes 2 s: the wall clock of a
+    # shared CI machine would make the epoch counts below vary.
+    now = [0.0]
+    fit = keras.Model.fit
+
+    def two_second_fit(self, *args, **kwargs):
+        now[0] += 2.0
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", two_second_fit)
+    config = tiny_run(luminance, tmp_path, epochs=1000, time_budget_s=15.0, decay_at_budget_fraction=0.5)
+    summary = jax_lib.run(config, clock=lambda: now[0])
+    # Epoch e starts at 2e s and runs while 2e + 2 (the last epoch's length) <= 15: epochs 0..6.
+    # The decay comes at the first epoch started at or after 7.5 s: epoch 4.
+    assert (summary["epochs_done"], summary["seconds"], summary["budget_decay_epoch"]) == (7, 14.0, 4)
     rates = np.loadtxt(tmp_path / jax_lib.LOG_FILE, delimiter=",", skiprows=1, usecols=2, ndmin=1)
-    decay = state["budget_decay_epoch"]
-    np.testing.assert_allclose(rates[:decay], 1e-3)
-    np.testing.assert_allclose(rates[decay:], 1e-4)
+    np.testing.assert_allclose(rates, [1e-3] * 4 + [1e-4] * 3)
+    # Rerun: the 14 s spent are kept, so nothing is left of the budget.
+    assert jax_lib.run(config, clock=lambda: now[0])["epochs_done"] == 7
+    # A larger budget continues from 14 s (epochs 7, 8, 9 end at 16, 18, 20 s), keeping the decay.
+    summary = jax_lib.run(dataclasses.replace(config, time_budget_s=20.0), clock=lambda: now[0])
+    assert (summary["epochs_done"], summary["seconds"], summary["budget_decay_epoch"]) == (10, 20.0, 4)
 
 
 def test_nan_loss_keeps_the_last_finite_checkpoint(tmp_path, luminance):

@@ -30,6 +30,20 @@ def int_list(name, values):
         raise ValueError(f"--{name} must be a list of integers, got {','.join(values)}") from None
 
 
+def scale_weights(name, items):
+    """["2=2", "4=1.0"] -> {2: 2.0, 4: 1.0}, or a ValueError naming --name."""
+    weights = {}
+    for item in items:
+        scale, sep, weight = item.partition("=")
+        try:
+            weights[int(scale)] = float(weight)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValueError(f"--{name} entries must be scale=weight, got {item!r}") from None
+    return weights
+
+
 def resolved_flags(flag_values, module_name):
     """The flags declared by module `module_name`, with their final values, in --flagfile format."""
     module_flags = flag_values.get_key_flags_for_module(sys.modules[module_name])

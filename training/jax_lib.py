@@ -133,33 +133,49 @@ class PairSource:
 
     def batch(self, step, batch_size):
         """Batch `step`: (lr, hr) float32 [batch_size, size, size, 1], a function of (seed, step)."""
+        lr, hr, _ = self.batch_and_scales(step, batch_size)
+        return lr, hr
+
+    def batch_and_scales(self, step, batch_size):
+        """`batch(step, batch_size)` and the scale of each of its pairs (int [batch_size])."""
         rng = np.random.default_rng([self.seed, int(step)])
         size = self.patch_size
-        lrs, hrs = [], []
+        lrs, hrs, scales = [], [], []
         for _ in range(batch_size):
             scale = self.scales[rng.integers(len(self.scales))]
+            scales.append(scale)
             lr, hr = self.pairs[scale][rng.integers(len(self.pairs[scale]))]
             top = rng.integers(hr.shape[0] - size + 1)
             left = rng.integers(hr.shape[1] - size + 1)
             turns, flipped = (rng.integers(4), rng.integers(2)) if self.augment else (0, 0)
             lrs.append(orient(lr[top:top + size, left:left + size], turns, flipped))
             hrs.append(orient(hr[top:top + size, left:left + size], turns, flipped))
-        return np.stack(lrs)[..., None], np.stack(hrs)[..., None]
+        return np.stack(lrs)[..., None], np.stack(hrs)[..., None], np.asarray(scales)
 
 
 class _Batches(keras.utils.PyDataset):
-    """`steps` batches of a PairSource starting at global step `first_step`."""
+    """`steps` batches of a PairSource starting at global step `first_step`.
 
-    def __init__(self, source, batch_size, first_step, steps, **kwargs):
+    With `scale_loss_weights` ({scale: weight}), each batch also carries each
+    pair's weight as Keras's sample weight, which multiplies that pair's term
+    of Eq. 8 at every output.
+    """
+
+    def __init__(self, source, batch_size, first_step, steps, scale_loss_weights=None, **kwargs):
         super().__init__(**kwargs)
         self.source, self.batch_size = source, batch_size
         self.first_step, self.steps = first_step, steps
+        self.scale_loss_weights = scale_loss_weights
 
     def __len__(self):
         return self.steps
 
     def __getitem__(self, index):
-        return self.source.batch(self.first_step + index, self.batch_size)
+        lr, hr, scales = self.source.batch_and_scales(self.first_step + index, self.batch_size)
+        if not self.scale_loss_weights:
+            return lr, hr
+        weights = np.asarray([self.scale_loss_weights[s] for s in scales], np.float32)
+        return lr, hr, weights
 
 
 # ----------------------------------------------------------------------------
@@ -187,6 +203,10 @@ class JaxTrainConfig:
     time_budget_s: float = 0.0
     decay_at_budget_fraction: float = 0.0
     bn_recalibration_batches: int = 0
+    # {scale: weight}: a pair's loss term is multiplied by its scale's weight
+    # (empty: all 1, the paper's loss). Mixed-scale training spends its
+    # gradient where the error is largest (x4); this moves it to other scales.
+    scale_loss_weights: dict = dataclasses.field(default_factory=dict)
     export_dir: str = ""
     seed: int = 0
 
@@ -205,6 +225,12 @@ class JaxTrainConfig:
             raise ValueError("decay_at_budget_fraction must lie in [0, 1)")
         if self.decay_at_budget_fraction and not self.time_budget_s:
             raise ValueError("decay_at_budget_fraction needs time_budget_s")
+        if self.scale_loss_weights:
+            missing = sorted(set(self.scales) - set(self.scale_loss_weights))
+            if missing:
+                raise ValueError(f"scale_loss_weights has no weight for scale(s) {missing}")
+            if not all(np.isfinite(w) and w > 0 for w in self.scale_loss_weights.values()):
+                raise ValueError(f"scale_loss_weights must be positive, got {self.scale_loss_weights}")
         if self.precision not in ("float32", "mixed_float16", "mixed_bfloat16"):
             raise ValueError(f"unknown precision {self.precision!r}")
 
@@ -231,7 +257,7 @@ def _append_log(path, epoch, step, rate, seconds, logs):
         handle.write(",".join(str(v) for v in row) + "\n")
 
 
-def _train_epochs(model, source, config, state):
+def _train_epochs(model, source, config, state, clock):
     """Epochs state["epoch"].. of `config.epochs`, one `fit` call each; checkpoints every epoch.
 
     With `bn_recalibration_batches`, each epoch ends by recomputing the BN
@@ -241,17 +267,17 @@ def _train_epochs(model, source, config, state):
     One `fit` per epoch (rather than one `fit` over all) keeps each epoch's
     batches tied to its steps, and lets the rate change between epochs on any
     backend (JAX writes the training state back into the variables only when
-    a `fit` ends).
+    a `fit` ends). `clock` (seconds) measures the time budget.
     """
     calibration = [source.batch(CALIBRATION_STEP + i, config.batch_size)
                    for i in range(config.bn_recalibration_batches)]
-    started = time.monotonic()
+    started = clock()
     seconds_before = float(state.get("seconds", 0.0))
     # The last epoch's duration predicts the next one's (kept across resumes).
     last_epoch_seconds = float(state.get("last_epoch_seconds", 0.0))
     budget = config.time_budget_s
     for epoch in range(int(state["epoch"]), config.epochs):
-        elapsed = seconds_before + time.monotonic() - started
+        elapsed = seconds_before + clock() - started
         if budget and elapsed + last_epoch_seconds > budget:
             print(f"time budget of {budget:.0f} s reached after {elapsed:.0f} s", flush=True)
             break
@@ -260,11 +286,11 @@ def _train_epochs(model, source, config, state):
             state["budget_decay_epoch"] = epoch
         rate = learning_rate_at(config, epoch, state.get("budget_decay_epoch"))
         model.optimizer.learning_rate.assign(rate)
-        epoch_started = time.monotonic()
+        epoch_started = clock()
         # Batches continue from the steps done, also across phases with other epoch lengths.
         first_step = state.get("steps_done", epoch * config.steps_per_epoch)
         batches = _Batches(source, config.batch_size, first_step, config.steps_per_epoch,
-                           workers=4, use_multiprocessing=False)
+                           config.scale_loss_weights, workers=4, use_multiprocessing=False)
         # shuffle=False: Keras would otherwise permute the batches, from a global random state.
         history = model.fit(batches, epochs=1, shuffle=False, verbose=0)
         logs = {name: float(values[-1]) for name, values in history.history.items()}
@@ -275,9 +301,9 @@ def _train_epochs(model, source, config, state):
                                 "(lower the learning rate)")
         if calibration:
             recalibrate_batch_norm(model, calibration)
-        last_epoch_seconds = time.monotonic() - epoch_started
+        last_epoch_seconds = clock() - epoch_started
         state["last_epoch_seconds"] = last_epoch_seconds
-        state["seconds"] = seconds_before + time.monotonic() - started
+        state["seconds"] = seconds_before + clock() - started
         # Counted, not derived from the epoch: a later phase may change the epoch length or batch.
         state["steps_done"] = state.get("steps_done", epoch * config.steps_per_epoch) + config.steps_per_epoch
         state["patches_seen"] = (state.get("patches_seen", epoch * config.steps_per_epoch * config.batch_size)
@@ -308,8 +334,11 @@ def build_and_compile(config):
     return model
 
 
-def run(config, flags_text=None):
-    """Trains (or resumes) the run in `config.model_dir`; returns its summary dict."""
+def run(config, flags_text=None, clock=time.monotonic):
+    """Trains (or resumes) the run in `config.model_dir`; returns its summary dict.
+
+    `clock` is what the time budget is measured with (a test passes a fake one).
+    """
     config.validate()
     model_dir = pathlib.Path(config.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -331,7 +360,7 @@ def run(config, flags_text=None):
         print(f"{keras.backend.backend()} backend; {model.count_params():,} parameters; "
               f"{sum(len(p) for p in source.pairs.values())} degraded images; "
               f"starting at epoch {first_epoch}", flush=True)
-        _train_epochs(model, source, config, state)
+        _train_epochs(model, source, config, state, clock)
         state = checkpointing.read_state(model_dir)
         summary = {"backend": keras.backend.backend(), "epochs_done": state["epoch"],
                    "steps_done": state.get("steps_done", state["epoch"] * config.steps_per_epoch),

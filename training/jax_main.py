@@ -15,7 +15,7 @@ import sys
 
 from absl import app, flags, logging
 
-from training.flag_values import int_list, parse_overrides, resolved_flags
+from training.flag_values import int_list, parse_overrides, resolved_flags, scale_weights
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("luminance", None, "The packed training images (.npz of training.pack_luminance).")
@@ -40,6 +40,8 @@ flags.DEFINE_float("decay_at_budget_fraction", 0.0, "Also decay the rate once th
                    "the time budget is spent (0: never); the epoch is recorded in state.json.")
 flags.DEFINE_integer("bn_recalibration_batches", 0, "At each epoch end, set the BN statistics to "
                      "their average over this many fixed batches (0: Keras's moving averages).")
+flags.DEFINE_list("scale_loss_weights", [], "scale=weight for every training scale: each pair's "
+                  "loss term is multiplied by its scale's weight (empty: the paper's loss).")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
 
 
@@ -58,7 +60,9 @@ def main(argv):
             lr_decay_factor=FLAGS.lr_decay_factor, loss_pixel_reduction=FLAGS.loss_pixel_reduction,
             precision=FLAGS.precision, time_budget_s=FLAGS.time_budget_s,
             decay_at_budget_fraction=FLAGS.decay_at_budget_fraction,
-            bn_recalibration_batches=FLAGS.bn_recalibration_batches, seed=FLAGS.seed)
+            bn_recalibration_batches=FLAGS.bn_recalibration_batches,
+            scale_loss_weights=scale_weights("scale_loss_weights", FLAGS.scale_loss_weights),
+            seed=FLAGS.seed)
         summary = jax_lib.run(config, flags_text=resolved_flags(FLAGS, __name__))
     except (ValueError, FileNotFoundError, jax_lib.TrainingError) as error:
         logging.error("%s", error)
