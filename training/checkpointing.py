@@ -20,6 +20,7 @@ and momentum continue exactly.
 import json
 import pathlib
 import re
+import warnings
 
 from cmsc_tf import atomic
 
@@ -97,5 +98,17 @@ def restore(model, model_dir):
         return None
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    model.load_weights(str(pathlib.Path(model_dir) / state["weights"]))
+    path = pathlib.Path(model_dir) / state["weights"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.load_weights(str(path))
+    for warning in caught:
+        if "optimizer" in str(warning.message):
+            # A checkpoint of another trainer (training.main's Adam has no
+            # learning-rate variable, jax_lib's has): the weights are restored,
+            # the moments are not. Said in one line rather than Keras's warning.
+            print(f"note: {path.name}: optimizer state not restored, the optimizer starts afresh "
+                  f"({warning.message})", flush=True)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return state

@@ -8,20 +8,35 @@ import json
 import pathlib
 
 
-def read_curve(model_dir, metric):
-    """[(step, value)] of `metric` after each epoch of the run in `model_dir`.
+# Where a run's per-epoch metrics are: the trainer's log, then training.sidecar_eval's.
+LOG_FILES = ("training_log.csv", "sidecar_log.csv")
 
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_curve(model_dir, metric):
+    """[(step, value)] of `metric` after each epoch (or scored checkpoint) of the run in `model_dir`.
+
+    The metric is read from the run's `training_log.csv`, or, where that has
+    no such column, from its `sidecar_log.csv` (`training.sidecar_eval`).
     The step is the log's `step` column where it has one (training.jax_main,
-    which counts steps across phases), else (epoch + 1) x steps per epoch.
+    which counts steps across phases, and the sidecar log), else
+    (epoch + 1) x steps per epoch.
     """
     model_dir = pathlib.Path(model_dir)
-    log, config = model_dir / "training_log.csv", model_dir / "config.json"
-    if not log.is_file() or not config.is_file():
-        raise FileNotFoundError(f"{model_dir}: not a training run folder (needs training_log.csv and config.json)")
-    with open(log, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows and metric not in rows[0]:
-        raise ValueError(f"{log}: no column {metric!r}; columns: {', '.join(rows[0])}")
+    logs = {name: _rows(model_dir / name) for name in LOG_FILES if (model_dir / name).is_file()}
+    config = model_dir / "config.json"
+    if not logs or not config.is_file():
+        raise FileNotFoundError(f"{model_dir}: not a training run folder (needs config.json and "
+                                f"{' or '.join(LOG_FILES)})")
+    found = [(name, rows) for name, rows in logs.items() if not rows or metric in rows[0]]
+    if not found:
+        columns = sorted({c for rows in logs.values() for c in rows[0]})
+        raise ValueError(f"{model_dir}: no column {metric!r} in {', '.join(logs)}; columns: {', '.join(columns)}")
+    _, rows = found[0]
     if rows and "step" in rows[0]:
         return [(int(row["step"]), float(row[metric])) for row in rows]
     # training.main's state.json holds the resolved count (config.json says 0 for "one paper epoch").

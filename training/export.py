@@ -1,4 +1,4 @@
-"""Exports a training run's latest checkpoint (the one its state.json names), or a .keras model.
+"""Exports a training run's latest checkpoint (the one its state.json names, or --weights), or a .keras model.
 
 Usage (from the repository root):
 
@@ -6,6 +6,8 @@ Usage (from the repository root):
         --export_dir=savedmodels/cmsc_compact --formats=tflite_float16
     python -m training.export --keras_model=savedmodels/cmsc_full.keras \\
         --export_dir=runs/export/cmsc_full --formats=tflite_float16
+    python -m training.export --model_dir=runs/cmsc_compact_phase3 \
+        --weights=sidecar/step00010000.weights.h5 --export_dir=runs/export/step10000
 
 Training exports by itself when it finishes; this exports a run that is still
 going, was stopped, or trained elsewhere (a GPU machine), or adds a format.
@@ -21,6 +23,8 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model_dir", None, "Run folder of training.main (state.json, config.json).")
+flags.DEFINE_string("weights", None, "With --model_dir: this weights file of the run instead of its latest "
+                    "(e.g. one kept by training.sidecar_eval --keep_checkpoints).")
 flags.DEFINE_string("keras_model", None, "A .keras model to export instead of a run (needs --export_dir).")
 flags.DEFINE_string("export_dir", None, "Export base path (default: the run's --export_dir).")
 flags.DEFINE_list("formats", ["keras", "saved_model", "tflite_float16"], "What to write.")
@@ -31,6 +35,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if (FLAGS.model_dir is None) == (FLAGS.keras_model is None):
         raise app.UsageError("give exactly one of --model_dir and --keras_model")
+    if FLAGS.weights and not FLAGS.model_dir:
+        raise app.UsageError("--weights needs --model_dir")
     if FLAGS.keras_model and not FLAGS.export_dir:
         raise app.UsageError("--keras_model needs --export_dir")
     try:
@@ -39,7 +45,8 @@ def main(argv):
         if FLAGS.keras_model:
             written = train_lib.export_keras_file(FLAGS.keras_model, FLAGS.export_dir, FLAGS.formats)
         else:
-            written = train_lib.export_checkpoint(FLAGS.model_dir, FLAGS.export_dir, FLAGS.formats)
+            written = train_lib.export_checkpoint(FLAGS.model_dir, FLAGS.export_dir, FLAGS.formats,
+                                                   FLAGS.weights)
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")
     for name, path in written.items():

@@ -7,9 +7,11 @@ Usage (from the repository root):
     python -m training.plot_curves --runs=compact=checkpoints/cmsc_compact \\
         --metric=val_psnr_x2,val_psnr_x3,val_psnr_x4 --out=docs/compact_curve.png
 
-Each run folder is a `--model_dir` of `training.main`: its `training_log.csv`
-gives the metric per epoch and its `state.json` (or `config.json`) the steps
-per epoch, so the x axis is the training step (equal-budget comparisons line up).
+Each run folder is a `--model_dir` of `training.main` or `training.jax_main`:
+its `training_log.csv` (or, for a column it lacks, the `sidecar_log.csv` of
+`training.sidecar_eval`) gives the metric per epoch, and its step column or
+`state.json` the step, so the x axis is the training step (equal-budget
+comparisons line up).
 """
 
 from absl import app, flags
@@ -19,7 +21,7 @@ from training.curves import plot, read_curve
 FLAGS = flags.FLAGS
 
 flags.DEFINE_list("runs", [], "label=model_dir pairs.")
-flags.DEFINE_list("metric", ["val_psnr_x2"], "Columns of training_log.csv to plot (one line per run and column).")
+flags.DEFINE_list("metric", ["val_psnr_x2"], "Columns of training_log.csv (or sidecar_log.csv) to plot (one line per run and column).")
 flags.DEFINE_string("title", "", "Figure title.")
 flags.DEFINE_bool("log_y", False, "Logarithmic y axis (losses that spike).")
 flags.DEFINE_string("out", "curves.png", "PNG file to write.")

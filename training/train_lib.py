@@ -312,16 +312,23 @@ def export_model(model, export_dir, formats=EXPORT_FORMATS):
     return written
 
 
-def export_checkpoint(model_dir, export_dir=None, formats=None):
-    """Rebuilds the run in `model_dir`, loads its latest checkpoint, exports it; returns {format: path}."""
+def export_checkpoint(model_dir, export_dir=None, formats=None, weights=None):
+    """Rebuilds the run in `model_dir`, loads its latest checkpoint, exports it; returns {format: path}.
+
+    `weights`: another weights file of the same run (e.g. one that
+    `training.sidecar_eval --keep_checkpoints` kept) instead of the latest.
+    """
     model_dir = pathlib.Path(model_dir)
-    state = checkpointing.read_state(model_dir)
     config_path = model_dir / "config.json"
+    state = checkpointing.read_state(model_dir) if weights is None else {"weights": weights}
     if state is None or not config_path.is_file():
         raise FileNotFoundError(f"{model_dir}: no checkpoint to export (needs state.json and config.json)")
+    weights_path = model_dir / state["weights"]  # an absolute `weights` stays as it is
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"{weights_path}: no such weights file")
     config = json.loads(config_path.read_text())
     model = cmsc_tf.build_model(config["variant"], **config["model_overrides"])
-    model.load_weights(model_dir / state["weights"])
+    model.load_weights(weights_path)
     export_dir = export_dir or config["export_dir"]
     if not export_dir:
         raise ValueError(f"{model_dir}: the run has no export_dir; pass --export_dir")
