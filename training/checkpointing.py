@@ -22,6 +22,7 @@ import pathlib
 import re
 import warnings
 
+import cmsc_tf
 from cmsc_tf import atomic
 
 STATE_FILE = "state.json"
@@ -85,6 +86,14 @@ def _prune(model_dir, keep, keep_epoch_checkpoints):
         epoch_boundary = int(match.group(2)) == 0
         if not (epoch_boundary and keep_epoch_checkpoints):
             path.unlink()
+
+
+def build_from_run(model_dir, weights_path):
+    """(model, config): the run's model rebuilt from its config.json (variant and overrides), with `weights_path` loaded."""
+    config = json.loads((pathlib.Path(model_dir) / "config.json").read_text())
+    model = cmsc_tf.build_model(config["variant"], **config["model_overrides"])
+    model.load_weights(str(weights_path))
+    return model, config
 
 
 def restore(model, model_dir):

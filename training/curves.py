@@ -12,6 +12,15 @@ import pathlib
 LOG_FILES = ("training_log.csv", "sidecar_log.csv")
 
 
+def append_row(path, row):
+    """Appends `row` ({column: value}) to the CSV log at `path`, writing the header first if it is new."""
+    new = not path.exists()
+    with open(path, "a") as handle:
+        if new:
+            handle.write(",".join(row) + "\n")
+        handle.write(",".join(str(v) for v in row.values()) + "\n")
+
+
 def _rows(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))

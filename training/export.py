@@ -6,7 +6,7 @@ Usage (from the repository root):
         --export_dir=savedmodels/cmsc_compact --formats=tflite_float16
     python -m training.export --keras_model=savedmodels/cmsc_full.keras \\
         --export_dir=runs/export/cmsc_full --formats=tflite_float16
-    python -m training.export --model_dir=runs/cmsc_compact_phase3 \
+    python -m training.export --model_dir=runs/cmsc_compact_phase3 \\
         --weights=sidecar/step00010000.weights.h5 --export_dir=runs/export/step10000
 
 Training exports by itself when it finishes; this exports a run that is still

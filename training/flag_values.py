@@ -36,10 +36,10 @@ def scale_weights(name, items):
     for item in items:
         scale, sep, weight = item.partition("=")
         try:
+            if not sep:
+                raise ValueError
             weights[int(scale)] = float(weight)
         except ValueError:
-            sep = ""
-        if not sep:
             raise ValueError(f"--{name} entries must be scale=weight, got {item!r}") from None
     return weights
 

@@ -39,7 +39,7 @@ import numpy as np
 import cmsc_tf
 from cmsc_tf import atomic
 from cmsc_tf.imresize_numpy import imresize_np
-from training import checkpointing
+from training import checkpointing, curves
 from training.augmentation import DOWNSCALES, PATCH_SIZE, luminance_images
 from training.batch_norm import recalibrate_batch_norm
 
@@ -248,13 +248,8 @@ class TrainingError(RuntimeError):
 
 
 def _append_log(path, epoch, step, rate, seconds, logs):
-    columns = ["epoch", "step", "learning_rate", "seconds"] + sorted(logs)
-    row = [epoch, step, rate, seconds] + [logs[k] for k in sorted(logs)]
-    new = not path.exists()
-    with open(path, "a") as handle:
-        if new:
-            handle.write(",".join(columns) + "\n")
-        handle.write(",".join(str(v) for v in row) + "\n")
+    row = {"epoch": epoch, "step": step, "learning_rate": rate, "seconds": seconds}
+    curves.append_row(path, {**row, **{k: logs[k] for k in sorted(logs)}})
 
 
 def _train_epochs(model, source, config, state, clock):

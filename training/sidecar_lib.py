@@ -15,14 +15,12 @@ exported later. Flag-free; `training.sidecar_eval` is the command.
 """
 
 import csv
-import json
 import pathlib
 import shutil
 import time
 
-import cmsc_tf
 from cmsc_tf import evaluation, predictors
-from training import checkpointing
+from training import checkpointing, curves
 
 LOG_FILE = "sidecar_log.csv"
 KEPT_DIR = "sidecar"
@@ -42,14 +40,6 @@ def scored_steps(model_dir):
         return set()
     with open(path, newline="") as handle:
         return {int(row["step"]) for row in csv.DictReader(handle)}
-
-
-def _append_row(path, row):
-    new = not path.exists()
-    with open(path, "a") as handle:
-        if new:
-            handle.write(",".join(row) + "\n")
-        handle.write(",".join(str(v) for v in row.values()) + "\n")
 
 
 def score_latest(model_dir, image_paths, scales=(2, 3, 4), keep=False):
@@ -81,9 +71,7 @@ def score_latest(model_dir, image_paths, scales=(2, 3, 4), keep=False):
     except FileNotFoundError:
         return None
     try:
-        config = json.loads(config_path.read_text())
-        model = cmsc_tf.build_model(config["variant"], **config.get("model_overrides", {}))
-        model.load_weights(str(copy))
+        model, _ = checkpointing.build_from_run(model_dir, copy)
     finally:
         if not keep:
             copy.unlink()
@@ -92,7 +80,7 @@ def score_latest(model_dir, image_paths, scales=(2, 3, 4), keep=False):
     for scale in scales:
         result = evaluation.evaluate_set(predict, image_paths, scale, metrics=("psnr",))
         row[f"val_psnr_x{scale}"] = result["psnr"]
-    _append_row(model_dir / LOG_FILE, row)
+    curves.append_row(model_dir / LOG_FILE, row)
     return row
 
 

@@ -326,9 +326,7 @@ def export_checkpoint(model_dir, export_dir=None, formats=None, weights=None):
     weights_path = model_dir / state["weights"]  # an absolute `weights` stays as it is
     if not weights_path.is_file():
         raise FileNotFoundError(f"{weights_path}: no such weights file")
-    config = json.loads(config_path.read_text())
-    model = cmsc_tf.build_model(config["variant"], **config["model_overrides"])
-    model.load_weights(weights_path)
+    model, config = checkpointing.build_from_run(model_dir, weights_path)
     export_dir = export_dir or config["export_dir"]
     if not export_dir:
         raise ValueError(f"{model_dir}: the run has no export_dir; pass --export_dir")
