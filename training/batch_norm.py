@@ -2,6 +2,8 @@
 
 import keras
 
+from training.keras_hooks import all_layers
+
 
 def recalibrate_batch_norm(model, batches):
     """Sets every BN layer's moving statistics to the average over `batches` of its batch statistics.
@@ -14,8 +16,7 @@ def recalibrate_batch_norm(model, batches):
     Averaging the statistics of a few batches with the current weights removes
     that lag; the weights themselves do not change.
     """
-    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-              if isinstance(layer, keras.layers.BatchNormalization)]
+    layers = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
     saved = [(layer.momentum, layer.synchronized) for layer in layers]
     try:
         for index, (x, _) in enumerate(batches):

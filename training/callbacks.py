@@ -1,163 +1,169 @@
-"""Keras callbacks of a training run (see train_lib.make_callbacks for their order)."""
+"""The callbacks of a training run, on any Keras backend (train_lib.make_callbacks orders them).
 
+They share one `Progress`: the global step, the seconds trained and the epoch
+at which the time budget decayed the rate, which the checkpoint saves in
+state.json and a resumed run reads back.
+"""
+
+import dataclasses
 import math
 import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
-from cmsc_tf import predictors, protocol
+from cmsc_tf.eval import protocol
 from training import checkpointing
 from training.batch_norm import recalibrate_batch_norm
 
 
-def predict_image(model, x):
-    """The model's final prediction for one [H, W] float image, float64 [H, W].
+@dataclasses.dataclass
+class Progress:
+    """Where a run is; everything here is saved with each checkpoint."""
 
-    Clipped to [0, 1] by the same rule as `training.evaluate`
-    (`cmsc_tf.predictors`), so validation PSNR and evaluation agree.
+    step: int = 0                       # batches trained since the run began
+    seconds: float = 0.0                # training time, across resumes
+    last_epoch_seconds: float = 0.0     # how long the latest epoch took (the budget's forecast)
+    budget_decay_epoch: int = None      # the epoch from which the time budget decayed the rate
+    stopped_by_budget: bool = False
+
+    def saved(self):
+        return {"seconds": round(self.seconds, 3), "last_epoch_seconds": round(self.last_epoch_seconds, 3),
+                "budget_decay_epoch": self.budget_decay_epoch}
+
+
+def finite_loss(logs):
+    loss = (logs or {}).get("loss")
+    return loss is None or math.isfinite(float(loss))
+
+
+def _sync_model_variables(model):
+    # JAX keeps the training state outside the variables during an epoch; a
+    # callback that reads weights mid-epoch asks for them (a public method of
+    # Keras's JAX trainer).
+    if hasattr(model, "jax_state_sync"):
+        model.jax_state_sync()
+
+
+class StepCounter(keras.callbacks.Callback):
+    """Keeps `progress.step` at the global step (first in the list: the others read it).
+
+    `resume_step`: the step this process started at, within its first epoch
+    when a run resumes mid-epoch (that fit covers only the rest of the epoch).
     """
-    sr = predictors.final_output(model(x[None, :, :, None].astype(np.float32), training=False))
-    return predictors.to_image(keras.ops.convert_to_numpy(sr), np.shape(x))
+
+    def __init__(self, progress, steps_per_epoch, resume_step):
+        super().__init__()
+        self.progress, self.steps_per_epoch, self.resume_step = progress, steps_per_epoch, resume_step
+        self._first = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._first = max(epoch * self.steps_per_epoch, self.resume_step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.progress.step = self._first + batch + 1
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Counts training time; stops at an epoch end when the next epoch would pass `budget_s`.
+
+    With `decay_fraction`, the epoch after the one that passes that fraction
+    of the budget is recorded in `progress.budget_decay_epoch` (the learning
+    rate schedule then decays from it). `clock`: seconds (a test passes a fake one).
+    """
+
+    def __init__(self, progress, budget_s=0.0, decay_fraction=0.0, clock=time.monotonic):
+        super().__init__()
+        self.progress, self.budget_s, self.decay_fraction, self.clock = (
+            progress, budget_s, decay_fraction, clock)
+        self._last = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last = self._epoch_start = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self.clock()
+        self.progress.seconds += now - self._last
+        self._last = now
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.on_train_batch_end(None)
+        progress = self.progress
+        progress.last_epoch_seconds = self._last - self._epoch_start
+        if not self.budget_s:
+            return
+        if (self.decay_fraction and progress.budget_decay_epoch is None
+                and progress.seconds >= self.decay_fraction * self.budget_s):
+            progress.budget_decay_epoch = epoch + 1
+        if progress.seconds + progress.last_epoch_seconds > self.budget_s:
+            logging.info("time budget of %.0f s reached after %.0f s", self.budget_s, progress.seconds)
+            progress.stopped_by_budget = True
+            self.model.stop_training = True
 
 
 class BatchNormRecalibration(keras.callbacks.Callback):
     """Runs recalibrate_batch_norm at every epoch end, before validation and checkpointing."""
 
-    def __init__(self, make_batches):
-        """make_batches: () -> iterable of (x, y) batches, the same every time."""
+    def __init__(self, batches):
+        """batches: a list of (x, y) batches, the same every time."""
         super().__init__()
-        self.make_batches = make_batches
+        self.batches = batches
 
     def on_epoch_end(self, epoch, logs=None):
-        if _finite_loss(logs):
-            recalibrate_batch_norm(self.model, self.make_batches())
+        if finite_loss(logs):
+            recalibrate_batch_norm(self.model, self.batches)
 
 
-class ResumableCheckpoint(keras.callbacks.Callback):
-    """Saves the resumable training state every N batches and at every epoch end.
-
-    The equivalent of BackupAndRestore, but exact to the batch: the state
-    records (epoch, batches done in it), and train_lib restarts the data
-    stream at that batch (BackupAndRestore restarts the interrupted epoch from
-    its first batch with mid-epoch weights, repeating batches).
-
-    `step_offset` is the number of batches of the first epoch that an earlier,
-    interrupted process already trained (fit counts from 0 again).
-    """
-
-    def __init__(self, model_dir, every_steps, steps_per_epoch, is_chief=True,
-                 keep_epoch_checkpoints=True):
-        super().__init__()
-        self.model_dir = model_dir
-        self.every_steps = every_steps
-        self.steps_per_epoch = steps_per_epoch
-        self.is_chief = is_chief
-        self.keep_epoch_checkpoints = keep_epoch_checkpoints
-        self.step_offset = 0
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def _save(self, epoch, step):
-        # The logged loss is that of the forward pass before the update, so
-        # finite loss does not prove finite weights: check the weights too.
-        if not _finite_weights(self.model):
-            logging.warning("not checkpointing epoch %d step %d: the weights are not finite",
-                            epoch, step)
-            return
-        if self.is_chief:  # one writer; every worker holds the same weights
-            checkpointing.save(self.model, self.model_dir, epoch, step,
-                               keep_epoch_checkpoints=self.keep_epoch_checkpoints,
-                               steps_per_epoch=self.steps_per_epoch)
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.step_offset + batch + 1
-        if not _finite_loss(logs) or step >= self.steps_per_epoch:
-            return  # never save NaN weights; the epoch end saves the last batch
-        if self.every_steps and step % self.every_steps == 0:
-            self._save(self._epoch, step)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.step_offset = 0
-        if _finite_loss(logs) and not self.model.stop_training:
-            self._save(epoch + 1, 0)
-
-
-def _finite_weights(model):
-    return all(np.isfinite(w).all() for w in model.get_weights())
-
-
-def _finite_loss(logs):
-    loss = (logs or {}).get("loss")
-    return loss is None or math.isfinite(float(loss))
-
-
-class StopOnNaN(keras.callbacks.Callback):
-    """Stops training at the first non-finite loss and remembers where.
-
-    train_lib turns `self.stopped_at` into an error message naming the epoch,
-    the batch and the last good checkpoint (Keras's TerminateOnNaN only prints).
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.stopped_at = None
-        self.step_offset = 0
-        self._epoch = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.step_offset = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.stopped_at is None and not _finite_loss(logs):
-            # step_offset: batches of a resumed epoch trained before the restart.
-            self.stopped_at = (self._epoch, self.step_offset + batch)
-            self.model.stop_training = True
+def predict_image(model, x):
+    """The model's final prediction for one [H, W] float image, float64 [H, W] clipped to [0, 1]
+    (the rule of `training.evaluate`, so validation PSNR and evaluation agree)."""
+    outputs = model(x[None, :, :, None].astype(np.float32), training=False)
+    if isinstance(outputs, dict):
+        outputs = outputs["final"]
+    elif isinstance(outputs, (list, tuple)):
+        outputs = outputs[-1]
+    return np.clip(keras.ops.convert_to_numpy(outputs)[0, :, :, 0].astype(np.float64), 0.0, 1.0)
 
 
 class ValidationPSNR(keras.callbacks.Callback):
     """Protocol PSNR (protocol.md) of the final output on a benchmark set, every epoch.
 
-    Adds `val_psnr_x{s}` per scale and `val_psnr` (their mean) to the epoch
-    logs, so that CSVLogger and TensorBoard, placed after it, record them.
+    Adds `val_psnr_x{s}`, `val_gain_x{s}` (over bicubic) per scale and
+    `val_psnr` (their mean) to the epoch logs, for the log writers after it.
     """
 
-    def __init__(self, images, scales, every_epochs=1):
+    def __init__(self, images, scales):
         """images: list of (name, [H, W] uint8 protocol luminance)."""
         super().__init__()
-        self.images = images
-        self.scales = tuple(scales)
-        self.every_epochs = every_epochs
+        self.images, self.scales = images, tuple(scales)
         self.bicubic = None
         self.last = None  # {scale: PSNR} of the latest evaluation
 
-    def _mean_psnr(self, scale, predictor):
+    def mean_psnr(self, scale, predictor):
         scores = [protocol.score_image(protocol.hr_luminance(y, scale), scale, predictor,
                                        ("psnr",))[0]["psnr"] for _, y in self.images]
         return float(np.mean(scores))
 
     def on_train_begin(self, logs=None):
         if self.bicubic is None:
-            self.bicubic = {s: self._mean_psnr(s, protocol.bicubic_predictor) for s in self.scales}
+            self.bicubic = {s: self.mean_psnr(s, protocol.bicubic_predictor) for s in self.scales}
             logging.info("validation: bicubic PSNR %s", _format(self.bicubic))
 
+    def evaluate(self):
+        self.on_train_begin()
+        self.last = {s: self.mean_psnr(s, lambda x: predict_image(self.model, x)) for s in self.scales}
+        return self.last
+
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None or (epoch + 1) % self.every_epochs:
+        if logs is None or not finite_loss(logs):
             return
         start = time.perf_counter()
-        psnr = {s: self._mean_psnr(s, lambda x: predict_image(self.model, x)) for s in self.scales}
+        psnr = self.evaluate()
         for scale, value in psnr.items():
             logs[f"val_psnr_x{scale}"] = value
             logs[f"val_gain_x{scale}"] = value - self.bicubic[scale]
         logs["val_psnr"] = float(np.mean(list(psnr.values())))
-        self.last = psnr
         logging.info("epoch %d validation PSNR %s (bicubic %s), %.1f s", epoch + 1, _format(psnr),
                      _format(self.bicubic), time.perf_counter() - start)
 
@@ -166,23 +172,92 @@ def _format(psnr_by_scale):
     return ", ".join(f"x{s} {v:.2f} dB" for s, v in psnr_by_scale.items())
 
 
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss and remembers its step (0-based).
+
+    train_lib turns `stopped_at` into an error naming the step and the last
+    good checkpoint (Keras's TerminateOnNaN only prints).
+    """
+
+    def __init__(self, progress):
+        super().__init__()
+        self.progress = progress
+        self.stopped_at = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stopped_at is None and not finite_loss(logs):
+            self.stopped_at = self.progress.step - 1
+            self.model.stop_training = True
+
+
+class TrainingLog(keras.callbacks.Callback):
+    """One CSV row per epoch: step, epoch, seconds and every log value (loss, rate, validation)."""
+
+    def __init__(self, path, progress):
+        super().__init__()
+        self.path, self.progress = path, progress
+
+    def on_epoch_end(self, epoch, logs=None):
+        from training import curves
+
+        values = {k: float(v) for k, v in sorted((logs or {}).items())}
+        curves.append_row(self.path, {"step": self.progress.step, "epoch": epoch + 1,
+                                      "seconds": round(self.progress.seconds, 2), **values})
+
+
+class ResumableCheckpoint(keras.callbacks.Callback):
+    """Saves the resumable state every `every_steps` steps and at every epoch end.
+
+    Exact to the batch: the state records the global step, and the run
+    restarts the data stream there (Keras's BackupAndRestore restarts an
+    interrupted epoch from its first batch with mid-epoch weights).
+    """
+
+    def __init__(self, model_dir, every_steps, steps_per_epoch, progress, nan_guard, is_chief=True,
+                 keep_epoch_checkpoints=True):
+        super().__init__()
+        self.model_dir, self.every_steps, self.steps_per_epoch = model_dir, every_steps, steps_per_epoch
+        self.progress, self.nan_guard, self.is_chief = progress, nan_guard, is_chief
+        self.keep_epoch_checkpoints = keep_epoch_checkpoints
+
+    def _save(self, epoch=None):
+        # A finite loss is that of the forward pass before the update: check the weights too.
+        if not all(np.isfinite(w).all() for w in self.model.get_weights()):
+            logging.warning("not checkpointing step %d: the weights are not finite", self.progress.step)
+            return
+        if self.is_chief:  # one writer; every worker holds the same weights
+            checkpointing.save(self.model, self.model_dir, self.progress.step, epoch,
+                               self.keep_epoch_checkpoints, **self.progress.saved())
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.progress.step
+        if (self.every_steps and step % self.every_steps == 0 and step % self.steps_per_epoch
+                and finite_loss(logs) and self.nan_guard.stopped_at is None):
+            _sync_model_variables(self.model)
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if finite_loss(logs) and self.nan_guard.stopped_at is None:
+            self._save(epoch=epoch + 1)
+
+
 class ImageSummaries(keras.callbacks.Callback):
-    """TensorBoard images: bicubic input | model output | HR, side by side, each epoch."""
+    """TensorBoard images (needs TensorFlow): bicubic input | output | HR, side by side, each epoch."""
 
     def __init__(self, log_dir, crops):
         """crops: list of (tag, x [h, w] float, y [h, w] float) in [0, 1]."""
         super().__init__()
-        self.log_dir = log_dir
-        self.crops = crops
+        self.log_dir, self.crops = log_dir, crops
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         with self._writer.as_default(step=epoch + 1):
             for tag, x, y in self.crops:
-                sr = predict_image(self.model, x)
-                strip = np.concatenate([x, sr, y], axis=1).clip(0, 1)
+                strip = np.concatenate([x, predict_image(self.model, x), y], axis=1).clip(0, 1)
                 tf.summary.image(tag, strip[None, :, :, None].astype(np.float32))
         self._writer.flush()
 

@@ -1,20 +1,25 @@
-"""The training state on disk: weights + optimizer, and where in training they are.
+"""The training state on disk: model and optimizer, and the global step they belong to.
 
-Layout in the run's model_dir:
+Layout in a run's model_dir:
 
-    state.json                      {"epoch": e, "step": k, "weights": "ckpt-....weights.h5", ...}
-    ckpt-e0003-s000000.weights.h5   end of epoch 3 (= start of epoch 3, step 0): kept
-    ckpt-e0003-s000500.weights.h5   mid-epoch: removed once a newer checkpoint exists
+    state.json                          {"step": 4000, "weights": "ckpt-...", "seconds": ..., ...}
+    ckpt-e0008-s000004000.weights.h5    the end of epoch 8 (step 4,000): kept
+    ckpt-s000004200.weights.h5          mid-epoch: removed once a newer checkpoint exists
 
-`epoch`/`step` say where training resumes: epoch `e` (0-based), after its
-first `k` batches. A write is crash-safe at every instant: the weights go to
-their own new file, then `state.json` is replaced atomically (write to a temp
-file, `os.replace`), and only then are superseded mid-epoch files deleted. A
-kill at any point leaves a `state.json` that names a complete weights file.
+`step` counts the batches trained since the run began, on any backend and
+across phases that change the epoch length; the data source makes batch
+`step` from (seed, step) alone, so training resumes at the batch it had not
+trained yet. A write is crash-safe at every instant: the weights go to a new
+file, then `state.json` is replaced atomically, and only then are superseded
+files deleted. A kill at any point leaves a `state.json` that names a whole
+weights file.
 
-The weights file is Keras's `model.save_weights` file, which holds the
-optimizer's variables too (iterations, momenta), so the learning-rate schedule
-and momentum continue exactly.
+The weights file is Keras's `save_weights` file: the model's variables and the
+optimizer's (iterations, learning rate, momenta), by name, in HDF5, so a run
+saved on one backend resumes on another with its optimizer state.
+
+State files of the two earlier trainers (`{"epoch", "step"}` counted within an
+epoch, or `"steps_done"`) are read as the global step they stand for.
 """
 
 import json
@@ -23,10 +28,11 @@ import re
 import warnings
 
 import cmsc_tf
-from cmsc_tf import atomic
+from cmsc_tf.io import atomic
 
 STATE_FILE = "state.json"
-_CKPT = re.compile(r"^ckpt-e(\d+)-s(\d+)\.weights\.h5$")
+CONFIG_FILE = "config.json"
+_CHECKPOINT = re.compile(r"^ckpt-(?:e(\d+)-)?s(\d+)\.weights\.h5$")
 
 
 def config_text(fields):
@@ -36,73 +42,87 @@ def config_text(fields):
 
 def changed_config_keys(model_dir, fields, ignore=()):
     """Keys whose value in `fields` differs from the run's config.json ([] when it has none)."""
-    path = pathlib.Path(model_dir) / "config.json"
+    path = pathlib.Path(model_dir) / CONFIG_FILE
     if not path.exists():
         return []
     old, new = json.loads(path.read_text()), json.loads(config_text(fields))
     return sorted(k for k in set(old) | set(new) if k not in ignore and old.get(k) != new.get(k))
 
 
-def checkpoint_name(epoch, step):
-    return f"ckpt-e{epoch:04d}-s{step:06d}.weights.h5"
+def checkpoint_name(step, epoch=None):
+    """The weights file of `step`; `epoch` marks the end of an epoch (a file that is kept)."""
+    return (f"ckpt-e{epoch:04d}-s{step:09d}.weights.h5" if epoch is not None
+            else f"ckpt-s{step:09d}.weights.h5")
 
 
-def write_atomically(path, text):
-    """Writes `text` to `path` through a temp file and a rename (never half-written)."""
-    atomic.write_text(path, text)
+def global_step(state, steps_per_epoch=None):
+    """The global step of a state dict, also of the earlier trainers' state files."""
+    if "epoch" not in state:
+        return int(state["step"])
+    if "steps_done" in state:
+        return int(state["steps_done"])
+    if not steps_per_epoch:
+        steps_per_epoch = state.get("steps_per_epoch")
+    if not steps_per_epoch:
+        raise ValueError("this state.json counts steps per epoch; the steps per epoch are unknown")
+    return int(state["epoch"]) * int(steps_per_epoch) + int(state["step"])
 
 
-def read_state(model_dir):
-    """The saved state dict, or None when the run has no checkpoint yet."""
+def read_state(model_dir, steps_per_epoch=None):
+    """The saved state ({"step": global step, "weights": file, ...}), or None when there is none."""
     path = pathlib.Path(model_dir) / STATE_FILE
     if not path.exists():
         return None
-    state = json.loads(path.read_text())
-    if not (pathlib.Path(model_dir) / state["weights"]).exists():
+    try:
+        state = json.loads(path.read_text())
+        weights = state["weights"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a training state ({error}); delete it to start over") from None
+    if not (pathlib.Path(model_dir) / weights).exists():
         raise FileNotFoundError(
-            f"{path} names {state['weights']}, which is missing; the run directory "
+            f"{path} names {weights}, which is missing; the run directory "
             "was modified by hand. Delete state.json to start over.")
+    legacy = {k: state.pop(k) for k in ("epoch", "steps_done") if k in state}
+    if legacy:
+        state["step"] = global_step({**legacy, **state, "step": state.get("step", 0)}, steps_per_epoch)
     return state
 
 
-def save(model, model_dir, epoch, step, keep_epoch_checkpoints=True, **extra):
-    """Saves model + optimizer as the state "resume at epoch `epoch`, after `step` batches"."""
+def save(model, model_dir, step, epoch=None, keep_epoch_checkpoints=True, **extra):
+    """Saves model + optimizer as the state of global step `step`; returns the state.
+
+    `epoch`: the step ends this epoch (1-based count of epochs done); such a
+    file is kept when `keep_epoch_checkpoints`, the others are pruned.
+    """
     model_dir = pathlib.Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    name = checkpoint_name(epoch, step)
-    with atomic.atomic_path(model_dir / name) as tmp:  # keeps Keras's .weights.h5 suffix
-        model.save_weights(tmp)
-    state = {"epoch": int(epoch), "step": int(step), "weights": name, **extra}
-    write_atomically(model_dir / STATE_FILE, json.dumps(state, indent=1) + "\n")
-    _prune(model_dir, keep=name, keep_epoch_checkpoints=keep_epoch_checkpoints)
-    return state
-
-
-def _prune(model_dir, keep, keep_epoch_checkpoints):
+    name = checkpoint_name(step, epoch)
+    with atomic.atomic_path(model_dir / name) as temporary:  # keeps Keras's .weights.h5 suffix
+        model.save_weights(temporary)
+    state = {**extra, "step": int(step), "weights": name}
+    atomic.write_text(model_dir / STATE_FILE, json.dumps(state, indent=1) + "\n")
     for path in model_dir.iterdir():
-        match = _CKPT.match(path.name)
-        if not match or path.name == keep:
-            continue
-        epoch_boundary = int(match.group(2)) == 0
-        if not (epoch_boundary and keep_epoch_checkpoints):
+        match = _CHECKPOINT.match(path.name)
+        if match and path.name != name and not (match.group(1) and keep_epoch_checkpoints):
             path.unlink()
+    return state
 
 
 def build_from_run(model_dir, weights_path):
-    """(model, config): the run's model rebuilt from its config.json (variant and overrides), with `weights_path` loaded."""
-    config = json.loads((pathlib.Path(model_dir) / "config.json").read_text())
+    """(model, config): the run's model rebuilt from its config.json, with `weights_path` loaded."""
+    config = json.loads((pathlib.Path(model_dir) / CONFIG_FILE).read_text())
     model = cmsc_tf.build_model(config["variant"], **config["model_overrides"])
     model.load_weights(str(weights_path))
     return model, config
 
 
-def restore(model, model_dir):
-    """Loads the latest state into `model` (and its optimizer); returns the state or None.
+def restore(model, model_dir, steps_per_epoch=None):
+    """Loads the latest state into `model` and its optimizer; returns the state or None.
 
-    The model must be compiled (so that the optimizer exists); its optimizer
-    variables are created here if needed, before the weights are loaded.
+    The model must be compiled (so that the optimizer exists); its variables
+    are created here before the weights are loaded.
     """
-    state = read_state(model_dir)
+    state = read_state(model_dir, steps_per_epoch)
     if state is None:
         return None
     if model.optimizer is not None and not model.optimizer.built:
@@ -113,9 +133,9 @@ def restore(model, model_dir):
         model.load_weights(str(path))
     for warning in caught:
         if "optimizer" in str(warning.message):
-            # A checkpoint of another trainer (training.main's Adam has no
-            # learning-rate variable, jax_lib's has): the weights are restored,
-            # the moments are not. Said in one line rather than Keras's warning.
+            # A checkpoint of another optimizer setup (another optimizer, or the
+            # earlier trainer's schedule without a learning-rate variable): the
+            # weights are restored, the moments are not. Said in one line.
             print(f"note: {path.name}: optimizer state not restored, the optimizer starts afresh "
                   f"({warning.message})", flush=True)
         else:

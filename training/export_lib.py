@@ -1,0 +1,104 @@
+"""Exporting a trained model: `.keras` on any backend; SavedModel and float16 TFLite with TensorFlow.
+
+Flag-free: training/export.py is the command line; train_lib exports at the end of a run.
+"""
+
+import pathlib
+
+import keras
+
+import cmsc_tf  # noqa: F401  (registers the layers that load_model reads)
+from cmsc_tf.io import atomic
+from training import checkpointing
+
+EXPORT_FORMATS = ("keras", "saved_model", "tflite_float16")
+# Formats that go through TensorFlow graphs: written only on the TensorFlow backend.
+TENSORFLOW_FORMATS = ("saved_model", "tflite_float16")
+
+
+def inference_copy(model):
+    """The trained model rebuilt in float32, uncompiled: what users load for inference.
+
+    Leaves the training optimizer and any mixed-precision policy out of the exported files.
+    """
+    policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy("float32")
+    try:
+        # Synchronized BN only matters in training; the copy runs anywhere.
+        copy = model.__class__.from_config({**model.get_config(), "sync_batch_norm": False})
+    finally:
+        keras.mixed_precision.set_dtype_policy(policy)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def available_formats(formats=EXPORT_FORMATS):
+    """The formats of `formats` that this backend can write."""
+    if keras.backend.backend() == "tensorflow":
+        return tuple(formats)
+    return tuple(f for f in formats if f not in TENSORFLOW_FORMATS)
+
+
+def export_model(model, export_dir, formats=EXPORT_FORMATS):
+    """Writes the trained model next to `export_dir`; returns {format: path}.
+
+    - `keras`: `<export_dir>.keras`.
+    - `saved_model`: `<export_dir>/<version>/` (TF-Serving layout; RGB uint8 /
+      encoded-image / luminance signatures); each export takes the next free
+      version number, so TF-Serving picks the newest and nothing is overwritten.
+    - `tflite_float16`: `<export_dir>_float16.tflite` and its metadata, for LiteRT.
+
+    Every file is written atomically (temporary name, then rename).
+    """
+    unknown = set(formats) - set(EXPORT_FORMATS)
+    if unknown:
+        raise ValueError(f"unknown export formats {sorted(unknown)}; choose from {EXPORT_FORMATS}")
+    needs_tensorflow = sorted(set(formats) - set(available_formats(formats)))
+    if needs_tensorflow:
+        raise ValueError(f"formats {needs_tensorflow} need the TensorFlow backend "
+                         f"(this is {keras.backend.backend()}): KERAS_BACKEND=tensorflow")
+    export_dir = pathlib.Path(export_dir)
+    export_dir.parent.mkdir(parents=True, exist_ok=True)
+    model = inference_copy(model)
+    written = {}
+    if "keras" in formats:
+        written["keras"] = export_dir.with_suffix(".keras")
+        with atomic.atomic_path(written["keras"]) as temporary:
+            model.save(temporary)
+    if "saved_model" in formats:
+        from cmsc_tf.deploy import saved_model
+
+        versions = [int(p.name) for p in export_dir.glob("*") if p.name.isdigit()]
+        written["saved_model"] = pathlib.Path(saved_model.export_saved_model(
+            model, export_dir.parent, export_dir.name, version=max(versions, default=0) + 1))
+    if "tflite_float16" in formats:
+        from cmsc_tf.deploy import tflite
+
+        written["tflite_float16"] = tflite.save(
+            model, export_dir.parent / f"{export_dir.name}_float16.tflite", "float16")
+    return written
+
+
+def export_checkpoint(model_dir, export_dir=None, formats=EXPORT_FORMATS, weights=None):
+    """Rebuilds the run in `model_dir`, loads its latest checkpoint (or `weights`), exports it."""
+    model_dir = pathlib.Path(model_dir)
+    state = checkpointing.read_state(model_dir) if weights is None else {"weights": weights}
+    if state is None or not (model_dir / checkpointing.CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{model_dir}: no checkpoint to export (needs state.json and config.json)")
+    weights_path = model_dir / state["weights"]  # an absolute `weights` stays as it is
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"{weights_path}: no such weights file")
+    model, config = checkpointing.build_from_run(model_dir, weights_path)
+    export_dir = export_dir or config.get("export_dir")
+    if not export_dir:
+        raise ValueError(f"{model_dir}: the run has no export_dir; pass --export_dir")
+    return export_model(model, export_dir, formats)
+
+
+def export_keras_file(keras_path, export_dir, formats):
+    """Exports a saved `.keras` model (e.g. a shipped one) to other formats; returns {format: path}."""
+    keras_path = pathlib.Path(keras_path)
+    if not keras_path.is_file():
+        raise FileNotFoundError(f"{keras_path}: no such .keras file")
+    model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
+    return export_model(model, export_dir, formats)
