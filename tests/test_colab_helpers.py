@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from cmsc_tf import cli, colab
+from cmsc_tf import colab
+from cmsc_tf.deploy import cli
 from training import runtime
 
 

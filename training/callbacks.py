@@ -8,7 +8,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from cmsc_tf import predictors, protocol
+from cmsc_tf.deploy import loader
+from cmsc_tf.eval import protocol
 from training import checkpointing
 from training.batch_norm import recalibrate_batch_norm
 
@@ -17,10 +18,10 @@ def predict_image(model, x):
     """The model's final prediction for one [H, W] float image, float64 [H, W].
 
     Clipped to [0, 1] by the same rule as `training.evaluate`
-    (`cmsc_tf.predictors`), so validation PSNR and evaluation agree.
+    (`cmsc_tf.deploy.loader`), so validation PSNR and evaluation agree.
     """
-    sr = predictors.final_output(model(x[None, :, :, None].astype(np.float32), training=False))
-    return predictors.to_image(keras.ops.convert_to_numpy(sr), np.shape(x))
+    sr = loader.final_output(model(x[None, :, :, None].astype(np.float32), training=False))
+    return loader.to_image(keras.ops.convert_to_numpy(sr), np.shape(x))
 
 
 class BatchNormRecalibration(keras.callbacks.Callback):

@@ -23,7 +23,7 @@ import re
 import warnings
 
 import cmsc_tf
-from cmsc_tf import atomic
+from cmsc_tf.io import atomic
 
 STATE_FILE = "state.json"
 _CKPT = re.compile(r"^ckpt-e(\d+)-s(\d+)\.weights\.h5$")

@@ -35,8 +35,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from cmsc_tf import color
-from cmsc_tf.imresize import imresize_tf
+from cmsc_tf.numerics import color
+from cmsc_tf.numerics.imresize_tf import imresize_tf
 from training.augmentation import DOWNSCALES, NUM_VARIANTS, PATCH_SIZE, luminance_images, variant_parts
 
 MODES = ("paper", "random_crop")

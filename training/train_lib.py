@@ -19,7 +19,9 @@ import tensorflow as tf
 from absl import logging
 
 import cmsc_tf
-from cmsc_tf import atomic, protocol
+from cmsc_tf.eval import protocol
+from cmsc_tf.io import atomic
+from cmsc_tf.numerics import degradation
 from training import callbacks as cb
 from training import checkpointing, optimizers
 from training import pipeline as data_pipeline
@@ -205,7 +207,7 @@ def image_summary_crops(images, scale, count, size=96):
     crops = []
     for name, y_uint8 in images[:count]:
         y = protocol.hr_luminance(y_uint8, scale)
-        x = protocol.upscale(protocol.downscale(y, scale), scale)
+        x = degradation.degrade(y, scale)
         top, left = max(0, (y.shape[0] - size) // 2), max(0, (y.shape[1] - size) // 2)
         window = (slice(top, top + size), slice(left, left + size))
         crops.append((f"x{scale}/{name}", x[window], y[window]))
@@ -305,7 +307,7 @@ def export_model(model, export_dir, formats=EXPORT_FORMATS):
         written["saved_model"] = pathlib.Path(cmsc_tf.export_saved_model(
             model, export_dir.parent, export_dir.name, version=max(versions, default=0) + 1))
     if "tflite_float16" in formats:
-        from cmsc_tf import tflite
+        from cmsc_tf.deploy import tflite
 
         written["tflite_float16"] = tflite.save(
             model, export_dir.parent / f"{export_dir.name}_float16.tflite", "float16")
