@@ -20,7 +20,8 @@ import pyrtools
 from skimage.metrics import structural_similarity
 from skimage.transform import resize
 
-from cmsc_tf.eval import benchmark, metrics, protocol
+from cmsc_tf.eval import metrics, protocol
+from cmsc_tf.io import image_sets
 from cmsc_tf.io.images import read_image
 from cmsc_tf.numerics import degradation
 
@@ -63,7 +64,7 @@ def main():
     parser.add_argument("--data_dir", default=str(pathlib.Path(__file__).resolve().parents[2] / "shared/datasets/benchmark"))
     parser.add_argument("--images", type=int, default=20)
     args = parser.parse_args()
-    paths = benchmark.list_images(pathlib.Path(args.data_dir) / "BSD100")[: args.images]
+    paths = image_sets.list_images(pathlib.Path(args.data_dir) / "BSD100")[: args.images]
     scale = 2
     ys = [protocol.hr_luminance(read_image(p), scale) for p in paths]
     pairs = []

@@ -23,9 +23,9 @@ import numpy as np
 import tensorflow as tf
 
 import cmsc_tf
-from cmsc_tf.eval import protocol
-from cmsc_tf.eval.benchmark import list_images
 from cmsc_tf.deploy.upscaler import Upscaler
+from cmsc_tf.eval import protocol
+from cmsc_tf.io.image_sets import list_images
 from cmsc_tf.io.images import read_image
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

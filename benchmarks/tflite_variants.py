@@ -23,7 +23,7 @@ import tensorflow as tf
 import cmsc_tf
 from cmsc_tf.deploy import tflite
 from cmsc_tf.eval import protocol
-from cmsc_tf.eval.benchmark import list_images
+from cmsc_tf.io.image_sets import list_images
 from cmsc_tf.io.images import read_image
 from cmsc_tf.numerics import degradation
 

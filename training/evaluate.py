@@ -47,13 +47,14 @@ def main(argv):
         raise app.UsageError(f"--scales must be integers, got {FLAGS.scales}") from None
     # Imported here so that --help answers without loading TensorFlow.
     from cmsc_tf.eval import benchmark
+    from cmsc_tf.io import image_sets
 
     with tempfile.TemporaryDirectory() as embedded:
         if FLAGS.data_dir:
             data_dir, datasets = FLAGS.data_dir, FLAGS.datasets or list(benchmark.DEFAULT_DATASETS)
         else:
-            data_dir = benchmark.write_embedded_benchmark(embedded)
-            datasets = FLAGS.datasets or [benchmark.EMBEDDED_SET]
+            data_dir = image_sets.write_embedded_benchmark(embedded)
+            datasets = FLAGS.datasets or [image_sets.EMBEDDED_SET]
         _evaluate(data_dir, datasets, scales)
 
 

@@ -73,7 +73,7 @@ class PipelineConfig:
 
 
 def hr_luminance(image, grayscale):
-    """Protocol.md's uint8 luminance [H, W] of a dataset example (see training.datasets)."""
+    """Protocol.md's uint8 luminance [H, W] of a dataset example (see cmsc_tf.io.tfds_sets)."""
     image = np.asarray(image)
     return image[..., 0] if grayscale else color.luminance(image)
 

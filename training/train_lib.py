@@ -20,12 +20,11 @@ from absl import logging
 
 import cmsc_tf
 from cmsc_tf.eval import protocol
-from cmsc_tf.io import atomic
+from cmsc_tf.io import atomic, tfds_sets
 from cmsc_tf.numerics import degradation
 from training import callbacks as cb
 from training import checkpointing, optimizers
 from training import pipeline as data_pipeline
-from training.datasets import loading
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 OPTIMIZERS = ("sgd", "adam")
@@ -183,7 +182,7 @@ def load_training_images(train_sets, data_dir="", tfds_dir=""):
     images = []
     for set_name in train_sets:
         images += [(f"{set_name}/{name}", data_pipeline.hr_luminance(image, gray)) for name, image, gray
-                   in loading.load_arrays(set_name, data_dir or None, tfds_dir or None)]
+                   in tfds_sets.load_arrays(set_name, data_dir or None, tfds_dir or None)]
     return images
 
 
@@ -197,7 +196,7 @@ def load_validation_images(config):
     """(name, uint8 luminance) pairs of the validation set, or [] when there is none."""
     if not config.val_set:
         return []
-    arrays = loading.load_arrays(config.val_set, config.data_dir or None, config.tfds_dir or None)
+    arrays = tfds_sets.load_arrays(config.val_set, config.data_dir or None, config.tfds_dir or None)
     images = [(name, data_pipeline.hr_luminance(image, gray)) for name, image, gray in sorted(arrays)]
     return images[:config.val_max_images] if config.val_max_images else images
 

@@ -17,17 +17,12 @@ import sys
 
 from absl.flags import argparse_flags
 
-from cmsc_tf.deploy import resampling
+from cmsc_tf.deploy import loader, resampling
 from cmsc_tf.io import images
 
-# The model `--model` defaults to, relative to the repository root
-# (docs/deployment.md): the compact CMSC trained on the 291 images (docs/results.md).
-DEFAULT_MODEL = "savedmodels/cmsc_compact/1"
 # Tiles of 512 output pixels keep CMSC's activations (hundreds of bytes per
 # pixel) to a few hundred MB whatever the image; tiling is exact (halo).
 DEFAULT_TILE = 512
-# What the notebooks use if DEFAULT_MODEL is absent (a trimmed checkout): the public VDSR.
-FALLBACK_MODEL = "savedmodels/vdsr/1"
 PROGRAM = "cmsc-upscale"
 
 
@@ -55,7 +50,7 @@ def build_parser():
     )
     parser.add_argument("inputs", nargs="+", help="image files or folders (folders: their images, recursively)")
     parser.add_argument("--scale", type=_scale, required=True, help="upscaling factor, 1 to 8, non-integer allowed")
-    parser.add_argument("--model", default=None, help=f"SavedModel folder, .keras or .tflite (default: {DEFAULT_MODEL})")
+    parser.add_argument("--model", default=None, help=f"SavedModel folder, .keras or .tflite (default: {loader.DEFAULT_MODEL})")
     parser.add_argument("--out", default="upscaled", help="output folder (created; default: ./upscaled)")
     parser.add_argument("--format", default="png", help="output file format/extension (default: png)")
     parser.add_argument(
@@ -65,27 +60,6 @@ def build_parser():
     parser.add_argument("--self-ensemble", action="store_true", help="average over the 8 flips/rotations (8x slower)")
     parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "float16"))
     return parser
-
-
-def _repository_root():
-    return pathlib.Path(__file__).resolve().parents[1]
-
-
-def default_model_path():
-    return _repository_root() / DEFAULT_MODEL
-
-
-def available_model_path(root=None):
-    """DEFAULT_MODEL under ``root`` (default: this checkout) if present, else FALLBACK_MODEL.
-
-    The notebooks' choice of model. The command line does not fall back: it
-    names a missing default model rather than silently running another one.
-    """
-    root = _repository_root() if root is None else pathlib.Path(root)
-    for relative in (DEFAULT_MODEL, FALLBACK_MODEL):
-        if (root / relative).is_dir():
-            return root / relative
-    raise FileNotFoundError(f"neither {DEFAULT_MODEL} nor {FALLBACK_MODEL} found under {root}")
 
 
 def _image_extensions():
@@ -128,10 +102,10 @@ def _load_upscaler(args):
     from cmsc_tf.deploy.upscaler import Upscaler
 
     if args.model is None:
-        model = default_model_path()
+        model = loader.default_model_path()
         if not model.exists():
             raise FileNotFoundError(
-                f"default model {DEFAULT_MODEL} not found at {model} (it ships with the repository); "
+                f"default model {loader.DEFAULT_MODEL} not found at {model} (it ships with the repository); "
                 f"pass --model, e.g. --model savedmodels/vdsr/1"
             )
     else:

@@ -30,19 +30,10 @@ import keras
 import tensorflow as tf
 
 from cmsc_tf.deploy import resampling
+from cmsc_tf.models.model import final_output
 
 METADATA_FILE = "cmsc_metadata.json"
 METADATA_FORMAT = 1
-
-
-def final_output(model, bicubic_y):
-    """The model's final prediction (its last output), inference mode."""
-    outputs = model(bicubic_y, training=False)
-    if isinstance(outputs, dict):
-        return outputs["final"]
-    if isinstance(outputs, (list, tuple)):
-        return outputs[-1]
-    return outputs
 
 
 def model_metadata(model):
@@ -67,12 +58,12 @@ class _ServingModule(tf.Module):
     def __init__(self, model, metadata_path):
         super().__init__(name="cmsc_serving")
         # Raw tf.Variables in model.weights order: restoring them into a
-        # freshly built Keras model needs only this list (see upscaler.py).
+        # freshly built Keras model needs only this list (see loader.py).
         self.model_weights = [w.value for w in model.weights]
         self.metadata = tf.saved_model.Asset(metadata_path)
 
         def network(bicubic_y):
-            return final_output(model, bicubic_y)
+            return final_output(model(bicubic_y, training=False))
 
         def upscale_rgb(images, scale):
             y, cbcr = resampling.upsample_ycbcr(images, resampling.normalize_scale_tf(scale))

@@ -23,10 +23,11 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from cmsc_tf.deploy.saved_model import model_metadata
 from cmsc_tf.io import atomic
+from cmsc_tf.models.model import final_output
+from cmsc_tf.numerics import degradation
 from cmsc_tf.numerics.color import luminance
-from cmsc_tf.deploy.saved_model import final_output, model_metadata
-from cmsc_tf.numerics.imresize_np import imresize_np
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 
@@ -40,18 +41,16 @@ def representative_patches(hr_images, scale=2, patch_size=48, count=64, seed=0):
     """Calibration data for the int8 variant: network inputs as training makes them.
 
     Each HR uint8 image gives its protocol luminance (``protocol.md`` step 2),
-    cropped to a multiple of ``scale``, downscaled and upscaled with MATLAB
-    bicubic in float64; ``count`` random ``patch_size`` squares are drawn
+    cropped to a multiple of ``scale``, degraded as the protocol does
+    (:func:`cmsc_tf.numerics.degradation.degrade`); ``count`` random ``patch_size`` squares are drawn
     round-robin over the images. Returns a list of float32 ``[p, p]`` arrays.
     """
     rng = np.random.default_rng(seed)
     inputs = []
     for image in hr_images:
-        y = luminance(np.asarray(image)).astype(np.float64) / 255.0
-        height, width = (y.shape[0] // scale) * scale, (y.shape[1] // scale) * scale
-        if min(height, width) >= patch_size:
-            y = y[:height, :width]
-            inputs.append(imresize_np(imresize_np(y, 1.0 / scale), float(scale)))
+        y = degradation.modcrop(luminance(np.asarray(image)), scale).astype(np.float64) / 255.0
+        if min(y.shape) >= patch_size:
+            inputs.append(degradation.degrade(y, scale))
     if not inputs:
         raise ValueError(f"no image is at least {patch_size} pixels on each side")
     patches = []
@@ -76,7 +75,7 @@ def convert(model, variant="float32", representative_patches=None):
     if variant not in VARIANTS:
         raise ValueError(f"unknown TFLite variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     network = tf.function(
-        lambda bicubic_y: final_output(model, bicubic_y),
+        lambda bicubic_y: final_output(model(bicubic_y, training=False)),
         input_signature=[tf.TensorSpec([1, None, None, 1], tf.float32, name="bicubic_y")],
     )
     # The converter freezes only variables it can find through a tf.Module

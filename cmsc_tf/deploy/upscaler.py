@@ -9,7 +9,8 @@ big = upscaler.upscale("photo.png", 2.5)          # NumPy uint8 array
 Models: a SavedModel folder written by :func:`cmsc_tf.deploy.saved_model.export_saved_model`
 (or its parent ``<name>/`` folder: the highest version is taken, as TF-Serving
 does), a ``.keras`` file, a ``.tflite`` file (with its ``.tflite.json`` side
-file for tiling), or a Keras model object.
+file for tiling), or a Keras model object; all loaded by
+:func:`cmsc_tf.deploy.loader.load_network`.
 
 The image steps around the network are those of the exported SavedModel graph
 (:mod:`cmsc_tf.deploy.resampling`): MATLAB bicubic by ``scale``, YCbCr, network on Y,
@@ -32,91 +33,19 @@ Options:
   and variables); ``.tflite`` models are converted with their precision.
 """
 
-import contextlib
 import os
-import pathlib
 
-import keras
 import numpy as np
 import PIL.Image
-import tensorflow as tf
 
-from cmsc_tf.deploy import resampling, saved_model, tflite
-from cmsc_tf.io import images
+from cmsc_tf.deploy import resampling
+from cmsc_tf.deploy.loader import load_network
 from cmsc_tf.deploy.self_ensemble import apply_self_ensemble
 from cmsc_tf.deploy.tiling import apply_tiled
+from cmsc_tf.io import images
 
-PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 # 8192 x 8192: the output and its float planes alone take about 1 GB.
 DEFAULT_MAX_OUTPUT_PIXELS = 8192 * 8192
-
-
-@contextlib.contextmanager
-def _dtype_policy(name):
-    """Builds layers under Keras dtype policy ``name`` and restores the previous one."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def _rebuild(model_class, config, weights, policy):
-    with _dtype_policy(policy):
-        clone = model_class.from_config(config)
-    clone.set_weights(weights)
-    return clone
-
-
-def _keras_network(model, precision):
-    """A NumPy ``[H, W, 1] -> [H, W, 1]`` function running ``model`` at ``precision``."""
-    policy = PRECISIONS[precision]
-    if policy is not None:
-        model = _rebuild(type(model), model.get_config(), model.get_weights(), policy)
-    forward = tf.function(
-        lambda y: tf.cast(saved_model.final_output(model, y), tf.float32),
-        input_signature=[tf.TensorSpec([1, None, None, 1], tf.float32)],
-    )
-    return lambda y: forward(tf.constant(y[None], tf.float32))[0].numpy()
-
-
-def _saved_model_network(path, precision):
-    path = saved_model.resolve_saved_model_dir(path)
-    metadata = saved_model.read_metadata(path)
-    loaded = tf.saved_model.load(str(path))
-    radius = metadata.get("receptive_radius")
-    if precision == "float32":
-        if "luminance" not in loaded.signatures:
-            raise ValueError(f"{path}: SavedModel has no 'luminance' signature (not written by cmsc_tf.deploy.saved_model)")
-        signature = loaded.signatures["luminance"]
-        return (lambda y: signature(bicubic_y=tf.constant(y[None], tf.float32))["final"][0].numpy()), radius
-    if not metadata.get("keras_config"):
-        raise ValueError(f"{path}: precision {precision!r} needs a SavedModel written by cmsc_tf.deploy.saved_model")
-    model_class = keras.saving.get_registered_object(metadata["keras_class"])
-    model = _rebuild(model_class, metadata["keras_config"], [v.numpy() for v in loaded.model_weights], None)
-    return _keras_network(model, precision), radius
-
-
-def load_network(model, precision="float32"):
-    """(NumPy network function on ``[H, W, 1]`` bicubic luminance, receptive radius or None)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if isinstance(model, keras.Model):
-        return _keras_network(model, precision), getattr(model, "receptive_radius", None)
-    path = pathlib.Path(os.fspath(model))
-    if not path.exists():
-        raise FileNotFoundError(f"model not found: {path}")
-    if path.is_dir():
-        return _saved_model_network(path, precision)
-    if path.suffix == ".keras":
-        loaded = keras.saving.load_model(path, compile=False)
-        return _keras_network(loaded, precision), getattr(loaded, "receptive_radius", None)
-    if path.suffix == ".tflite":
-        if precision != "float32":
-            raise ValueError(f"{path}: a .tflite model runs at the precision it was converted with; use precision='float32'")
-        return tflite.TFLiteNetwork(path), tflite.read_metadata(path).get("receptive_radius")
-    raise ValueError(f"{path}: unknown model format (expected a SavedModel folder, .keras or .tflite)")
 
 
 class Upscaler:

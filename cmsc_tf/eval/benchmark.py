@@ -2,7 +2,10 @@
 
 Flag-free library behind ``python -m training.evaluate``. A data folder holds
 one subfolder per benchmark set with the HR images inside (any set name
-works); sets that are absent are skipped with a message.
+works); sets that are absent are skipped with a message. Images are listed by
+:func:`cmsc_tf.io.image_sets.list_images`; without a data folder the caller
+evaluates the held-out photographs that
+:func:`cmsc_tf.io.image_sets.write_embedded_benchmark` writes.
 """
 
 import json
@@ -10,41 +13,17 @@ import math
 import pathlib
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from cmsc_tf.eval import protocol
-from cmsc_tf.io import atomic
-from cmsc_tf.numerics import color
-from cmsc_tf.numerics.imresize_np import imresize_np
+from cmsc_tf.io import atomic, image_sets, images
+from cmsc_tf.numerics import color, degradation
 
 DEFAULT_DATASETS = ("Set5", "Set14", "BSD100", "Urban100")
 DEFAULT_SCALES = (2, 3, 4)
 DEFAULT_METRICS = ("psnr", "ssim", "ifc")
-IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
-# The embedded default set: photographs that ship with scikit-image (no download).
-EMBEDDED_SET = "skimage"
-_EMBEDDED_PHOTOGRAPHS = ("astronaut", "camera", "chelsea", "coffee", "rocket")
 # Printed precision of Table III.
 _DECIMALS = {"psnr": 2, "ssim": 4, "ifc": 4}
-
-
-def list_images(folder):
-    """The image files of a set folder, sorted by name."""
-    return sorted(p for p in pathlib.Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def write_embedded_benchmark(folder):
-    """Writes the scikit-image photographs as the set ``folder/skimage``; returns ``folder``.
-
-    The default when no data folder is given: evaluation then runs anywhere,
-    without the benchmark sets.
-    """
-    import skimage.data
-
-    for name in _EMBEDDED_PHOTOGRAPHS:
-        _save_png(getattr(skimage.data, name)(), pathlib.Path(folder) / EMBEDDED_SET / f"{name}.png")
-    return folder
 
 
 def colour_prediction(hr_uint8, sr, scale):
@@ -54,36 +33,31 @@ def colour_prediction(hr_uint8, sr, scale):
     down/up-sampling as the luminance input.
     """
     sr = np.clip(sr, 0.0, 1.0)
-    hr = protocol.modcrop(hr_uint8, scale)
+    hr = degradation.modcrop(hr_uint8, scale)
     if hr.ndim == 2 or hr.shape[-1] <= 2:
         return np.floor(sr * 255 + 0.5).astype(np.uint8)
     ycbcr = color.rgb2ycbcr(hr[..., :3].astype(np.float64) / 255)
-    chroma = imresize_np(imresize_np(ycbcr[..., 1:], 1 / scale), scale)
+    chroma = degradation.degrade(ycbcr[..., 1:], scale)
     rgb = color.ycbcr2rgb(np.concatenate([sr[..., None], chroma], axis=-1))
     return np.floor(rgb * 255 + 0.5).astype(np.uint8)
-
-
-def _save_png(array, path):
-    with atomic.atomic_path(path) as temp:
-        Image.fromarray(array).save(temp, format="PNG")
 
 
 def evaluate_set(predictor, image_paths, scale, metrics=DEFAULT_METRICS, save_dir=None, description=None):
     """Scores one set at one scale; returns its result record (means and per-image scores)."""
     scale = protocol.check_scale(scale)
-    images, seconds = [], 0.0
+    records, seconds = [], 0.0
     for path in tqdm(image_paths, desc=description, unit="image", leave=False):
-        hr = protocol.read_image(path)
+        hr = images.read_image(path)
         try:
             scores, sr, elapsed = protocol.score_image(protocol.hr_luminance(hr, scale), scale, predictor, metrics)
         except ValueError as err:
             raise ValueError(f"{path} at x{scale}: {err}") from err
         seconds += elapsed
-        images.append({"name": path.stem, **scores})
+        records.append({"name": path.stem, **scores})
         if save_dir is not None:
-            _save_png(colour_prediction(hr, sr, scale), pathlib.Path(save_dir) / f"{path.stem}.png")
-    means = {name: float(np.mean([image[name] for image in images])) for name in metrics}
-    return {**means, "seconds_per_image": seconds / len(images), "images": images}
+            images.write_image(pathlib.Path(save_dir) / f"{path.stem}.png", colour_prediction(hr, sr, scale))
+    means = {name: float(np.mean([record[name] for record in records])) for name in metrics}
+    return {**means, "seconds_per_image": seconds / len(records), "images": records}
 
 
 def evaluate(
@@ -119,8 +93,9 @@ def evaluate(
     results = []
     for dataset in datasets:
         folder = data_dir / dataset
-        paths = list_images(folder) if folder.is_dir() else []
-        if not paths:
+        try:
+            paths = image_sets.list_images(folder)
+        except FileNotFoundError:
             log(f"Skipping {dataset}: no images in {folder}")
             continue
         for scale in scales:

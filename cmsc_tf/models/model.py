@@ -331,3 +331,22 @@ def build_model(variant="cmsc", **overrides):
     >>> model = build_model("cmsc", num_features=32, num_stages=2)
     """
     return CMSC(**variant_config(variant, **overrides))
+
+
+def final_output(outputs):
+    """The final prediction among a model's outputs: ``final`` if named, else the last one.
+
+    CMSC's outputs are a dict (``stage_1`` .. ``stage_S``, ``final``) or one
+    tensor; foreign models (a plain Keras model, a SavedModel signature) may
+    return a list or a dict with a single entry. Every deployment path takes
+    the prediction through this one rule.
+    """
+    if isinstance(outputs, dict):
+        if "final" in outputs:
+            return outputs["final"]
+        if len(outputs) != 1:
+            raise ValueError(f"the model has outputs {sorted(outputs)}; name the prediction 'final'.")
+        return next(iter(outputs.values()))
+    if isinstance(outputs, (list, tuple)):
+        return outputs[-1]
+    return outputs

@@ -10,7 +10,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from cmsc_tf.deploy import cli
+from cmsc_tf.deploy import cli, loader
 from deploy_models import random_rgb, small_cmsc
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -149,7 +149,7 @@ def test_without_model_runs_the_shipped_default(tmp_path):
     PIL.Image.fromarray(random_rgb(12, 10)).save(tmp_path / "a.png")
     default = run_module(["a.png", "--scale", "2", "--out", "default"], tmp_path)
     assert default.returncode == 0, default.stderr
-    named = run_module(["a.png", "--scale", "2", "--out", "named", "--model", str(cli.default_model_path())],
+    named = run_module(["a.png", "--scale", "2", "--out", "named", "--model", str(loader.default_model_path())],
                        tmp_path)
     assert named.returncode == 0, named.stderr
     a, b = (np.asarray(PIL.Image.open(tmp_path / d / "a_x2.png")) for d in ("default", "named"))
@@ -158,7 +158,7 @@ def test_without_model_runs_the_shipped_default(tmp_path):
 
 def test_missing_default_model_is_one_line(tmp_path, monkeypatch, capsys):
     PIL.Image.fromarray(random_rgb(8, 8)).save(tmp_path / "a.png")
-    monkeypatch.setattr(cli, "default_model_path", lambda: tmp_path / "gone" / cli.DEFAULT_MODEL)
+    monkeypatch.setattr(loader, "default_model_path", lambda: tmp_path / "gone" / loader.DEFAULT_MODEL)
     assert cli.run_cli([str(tmp_path / "a.png"), "--scale", "2", "--out", str(tmp_path / "other")]) == 2
     [line] = error_lines(capsys.readouterr())
     assert line.startswith("cmsc-upscale: error: cannot load model: default model savedmodels/cmsc_compact/1 not found")

@@ -10,7 +10,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from cmsc_tf.deploy import cli, loader
+from cmsc_tf.deploy import loader
 from cmsc_tf.eval import benchmark, paper_table3, protocol
 from cmsc_tf.io.images import read_image
 from cmsc_tf.numerics import degradation
@@ -45,13 +45,13 @@ def benchmark_dir(shared_dir):
 
 @pytest.fixture(scope="module")
 def compact_psnr(benchmark_dir):
-    return set5_psnr(REPO / cli.DEFAULT_MODEL, benchmark_dir)
+    return set5_psnr(REPO / loader.DEFAULT_MODEL, benchmark_dir)
 
 
 def test_default_model_is_the_committed_compact_cmsc():
-    saved_model = REPO / cli.DEFAULT_MODEL
+    saved_model = REPO / loader.DEFAULT_MODEL
     assert (saved_model / "saved_model.pb").is_file()
-    assert cli.available_model_path() == saved_model
+    assert loader.available_model_path() == saved_model
     assert (SAVEDMODELS / "cmsc_compact.keras").is_file()
     assert (SAVEDMODELS / "cmsc_compact_float16.tflite").is_file()
 
