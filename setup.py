@@ -43,5 +43,5 @@ setup(
             "jax>=0.10,<0.12",
         ],
     },
-    entry_points={"console_scripts": ["cmsc-upscale = cmsc_tf.cli:main"]},
+    entry_points={"console_scripts": ["cmsc-upscale = cmsc_tf.deploy.cli:main"]},
 )

@@ -20,7 +20,10 @@ import pyrtools
 from skimage.metrics import structural_similarity
 from skimage.transform import resize
 
-from cmsc_tf import evaluation, metrics, protocol
+from cmsc_tf.eval import metrics, protocol
+from cmsc_tf.io import image_sets
+from cmsc_tf.io.images import read_image
+from cmsc_tf.numerics import degradation
 
 
 def _seconds(fn, args):
@@ -61,19 +64,19 @@ def main():
     parser.add_argument("--data_dir", default=str(pathlib.Path(__file__).resolve().parents[2] / "shared/datasets/benchmark"))
     parser.add_argument("--images", type=int, default=20)
     args = parser.parse_args()
-    paths = evaluation.list_images(pathlib.Path(args.data_dir) / "BSD100")[: args.images]
+    paths = image_sets.list_images(pathlib.Path(args.data_dir) / "BSD100")[: args.images]
     scale = 2
-    ys = [protocol.hr_luminance(protocol.read_image(p), scale) for p in paths]
+    ys = [protocol.hr_luminance(read_image(p), scale) for p in paths]
     pairs = []
     for y in ys:
-        x = protocol.upscale(protocol.downscale(y, scale), scale)
+        x = degradation.degrade(y, scale)
         pairs.append((protocol.shave(y * 255, scale), protocol.shave(x * 255, scale)))
     rows = [
         ("SSIM", metrics.ssim, skimage_ssim, pairs),
         ("IFC", metrics.ifc, full_pyramid_ifc, pairs),
         (
             "resize down+up",
-            lambda y: protocol.upscale(protocol.downscale(y, scale), scale),
+            lambda y: degradation.degrade(y, scale),
             lambda y: resize(resize(y, (y.shape[0] // 2, y.shape[1] // 2), order=3), y.shape, order=3),
             [(y,) for y in ys],
         ),

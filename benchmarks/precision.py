@@ -23,9 +23,10 @@ import numpy as np
 import tensorflow as tf
 
 import cmsc_tf
-from cmsc_tf import protocol
-from cmsc_tf.evaluation import list_images
-from cmsc_tf.upscaler import Upscaler
+from cmsc_tf.deploy.upscaler import Upscaler
+from cmsc_tf.eval import protocol
+from cmsc_tf.io.image_sets import list_images
+from cmsc_tf.io.images import read_image
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("CMSC_SHARED_DIR", REPO.parent / "shared"))
@@ -83,7 +84,7 @@ def main():
         predict = lambda x: network(x[..., None].astype(np.float32))[..., 0]  # noqa: E731
         psnr[p] = np.mean(
             [
-                protocol.score_image(protocol.hr_luminance(protocol.read_image(path), args.scale), args.scale, predict, ("psnr",))[0]["psnr"]
+                protocol.score_image(protocol.hr_luminance(read_image(path), args.scale), args.scale, predict, ("psnr",))[0]["psnr"]
                 for path in paths
             ]
         )

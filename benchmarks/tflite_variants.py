@@ -4,7 +4,7 @@ Usage: python benchmarks/tflite_variants.py [--data_dir ../shared/datasets] [--s
            [--weights ../shared/reference_models/vdsr_291_x234.npz] [--threads 2] [--repeats 2]
 
 The network is the public trained VDSR (the table in docs/deployment.md). Each
-variant is scored with the evaluation protocol (cmsc_tf.protocol: Y channel,
+variant is scored with the evaluation protocol (cmsc_tf.eval.protocol: Y channel,
 modcrop, MATLAB bicubic, shave) on Set5, and the network alone (no bicubic)
 is timed on the five Set5 inputs, Keras and every variant in the same run,
 best of ``--repeats``. int8 is calibrated on 200 patches of T91 (training
@@ -21,9 +21,11 @@ import numpy as np
 import tensorflow as tf
 
 import cmsc_tf
-from cmsc_tf import protocol, tflite
-from cmsc_tf.evaluation import list_images
-from cmsc_tf.image_io import read_image
+from cmsc_tf.deploy import tflite
+from cmsc_tf.eval import protocol
+from cmsc_tf.io.image_sets import list_images
+from cmsc_tf.io.images import read_image
+from cmsc_tf.numerics import degradation
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("CMSC_SHARED_DIR", REPO.parent / "shared"))
@@ -33,8 +35,8 @@ def set_inputs(data_dir, scale):
     """[(hr luminance y, network input x)] of Set5, both float64 [H, W]."""
     pairs = []
     for path in list_images(data_dir / "benchmark" / "Set5"):
-        y = protocol.hr_luminance(protocol.read_image(path), scale)
-        pairs.append((y, protocol.upscale(protocol.downscale(y, scale), scale)))
+        y = protocol.hr_luminance(read_image(path), scale)
+        pairs.append((y, degradation.degrade(y, scale)))
     return pairs
 
 

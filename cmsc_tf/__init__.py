@@ -9,32 +9,32 @@ pyrtools (metrics); `imresize_np` needs NumPy only.
 
 import importlib
 
-from cmsc_tf.layers import (
+from cmsc_tf.models.layers import (
     ConvUnit,
     MultiScaleCrossBlock,
     ResidualFeaturesSubnetwork,
     WeightedEnsemble,
 )
-from cmsc_tf.losses import HalfSquaredError, cascade_alpha, cascade_loss
-from cmsc_tf.model import CMSC, VARIANTS, build_model, variant_config
-from cmsc_tf.vdsr_weights import load_vdsr_weights
+from cmsc_tf.models.losses import HalfSquaredError, cascade_alpha, cascade_loss
+from cmsc_tf.models.model import CMSC, VARIANTS, build_model, variant_config
+from cmsc_tf.models.vdsr_weights import load_vdsr_weights
 
 __version__ = "0.1.0"
 
 # name -> module of the names loaded on first use.
 _LAZY_NAMES = {
-    "luminance": "cmsc_tf.color",
-    "rgb2ycbcr": "cmsc_tf.color",
-    "rgb2ycbcr_tf": "cmsc_tf.color",
-    "ycbcr2rgb": "cmsc_tf.color",
-    "ycbcr2rgb_tf": "cmsc_tf.color",
-    "export_saved_model": "cmsc_tf.export",
-    "imresize_np": "cmsc_tf.imresize_numpy",
-    "imresize_tf": "cmsc_tf.imresize",
-    "ifc": "cmsc_tf.metrics",
-    "psnr": "cmsc_tf.metrics",
-    "ssim": "cmsc_tf.metrics",
-    "Upscaler": "cmsc_tf.upscaler",
+    "luminance": "cmsc_tf.numerics.color",
+    "rgb2ycbcr": "cmsc_tf.numerics.color",
+    "rgb2ycbcr_tf": "cmsc_tf.numerics.color_tf",
+    "ycbcr2rgb": "cmsc_tf.numerics.color",
+    "ycbcr2rgb_tf": "cmsc_tf.numerics.color_tf",
+    "export_saved_model": "cmsc_tf.deploy.saved_model",
+    "imresize_np": "cmsc_tf.numerics.imresize_np",
+    "imresize_tf": "cmsc_tf.numerics.imresize_tf",
+    "ifc": "cmsc_tf.eval.metrics",
+    "psnr": "cmsc_tf.eval.metrics",
+    "ssim": "cmsc_tf.eval.metrics",
+    "Upscaler": "cmsc_tf.deploy.upscaler",
 }
 
 

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from cmsc_tf import cli, colab
+from cmsc_tf import colab
+from cmsc_tf.deploy import loader
 from training import runtime
 
 
@@ -16,23 +17,23 @@ def _make_model_dirs(root, *relatives):
 
 
 def test_available_model_prefers_the_trained_cmsc(tmp_path):
-    _make_model_dirs(tmp_path, cli.DEFAULT_MODEL, cli.FALLBACK_MODEL)
-    assert cli.available_model_path(tmp_path) == tmp_path / "savedmodels/cmsc_compact/1"
+    _make_model_dirs(tmp_path, loader.DEFAULT_MODEL, loader.FALLBACK_MODEL)
+    assert loader.available_model_path(tmp_path) == tmp_path / "savedmodels/cmsc_compact/1"
 
 
 def test_available_model_falls_back_to_vdsr(tmp_path):
-    _make_model_dirs(tmp_path, cli.FALLBACK_MODEL)
-    assert cli.available_model_path(tmp_path) == tmp_path / "savedmodels/vdsr/1"
+    _make_model_dirs(tmp_path, loader.FALLBACK_MODEL)
+    assert loader.available_model_path(tmp_path) == tmp_path / "savedmodels/vdsr/1"
 
 
 def test_available_model_missing_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither savedmodels/cmsc_compact/1 nor savedmodels/vdsr/1"):
-        cli.available_model_path(tmp_path)
+        loader.available_model_path(tmp_path)
 
 
 def test_available_model_of_this_checkout_exists():
     # The committed public VDSR guarantees the notebooks a model.
-    path = cli.available_model_path()
+    path = loader.available_model_path()
     assert (path / "saved_model.pb").is_file()
 
 

@@ -41,7 +41,7 @@ def test_export_checkpoint_writes_the_checkpointed_function(tmp_path):
     loaded = keras.models.load_model(written["keras"], safe_mode=True)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x, training=False)[-1]), expected,
                                atol=1e-6)
-    from cmsc_tf.tflite import TFLiteNetwork
+    from cmsc_tf.deploy.tflite import TFLiteNetwork
 
     np.testing.assert_allclose(TFLiteNetwork(written["tflite_float16"])(x[0]), expected[0], atol=2e-3)
     assert not (tmp_path / "out" / "tiny").exists()  # no SavedModel asked for
@@ -86,7 +86,7 @@ def test_export_command_converts_a_keras_file(tmp_path):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == f"tflite_float16: {tmp_path}/out/tiny_float16.tflite"
-    from cmsc_tf.tflite import TFLiteNetwork
+    from cmsc_tf.deploy.tflite import TFLiteNetwork
 
     x = np.random.default_rng(3).random((1, 17, 23, 1)).astype(np.float32)
     expected = keras.ops.convert_to_numpy(trained(x, training=False)[-1])

@@ -378,10 +378,10 @@ def test_jax_backend_trains_without_tensorflow_and_tensorflow_exports_the_result
 
 
 def test_pack_luminance_writes_the_training_sets_luminance(tmp_path):
-    from training.datasets import loading
+    from cmsc_tf.io import tfds_sets
 
     tfds_dir = tmp_path / "tfds"
-    arrays = loading.load_arrays("skimage_train", tfds_dir=str(tfds_dir))
+    arrays = tfds_sets.load_arrays("skimage_train", tfds_dir=str(tfds_dir))
     result = subprocess.run(
         [sys.executable, "-m", "training.pack_luminance", "--train_sets=skimage_train",
          f"--tfds_dir={tfds_dir}", f"--out={tmp_path}/y.npz"], cwd=helpers.REPO_ROOT,

@@ -11,7 +11,8 @@ import pytest
 import skimage.data
 
 import cmsc_tf
-from cmsc_tf import protocol
+from cmsc_tf.eval import protocol
+from cmsc_tf.io.images import read_image
 from tests import training_helpers as helpers
 from training import checkpointing, curves, sidecar_lib, train_lib
 from training.flag_values import parse_overrides
@@ -45,7 +46,7 @@ def write_checkpoint(run, epoch, steps_done, perturb=0.0):
 
 
 def bicubic_psnr(paths, scale):
-    scores = [protocol.score_image(protocol.hr_luminance(protocol.read_image(p), scale), scale,
+    scores = [protocol.score_image(protocol.hr_luminance(read_image(p), scale), scale,
                                    protocol.bicubic_predictor, ("psnr",))[0]["psnr"] for p in paths]
     return float(np.mean(scores))
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests import training_helpers as helpers
-from training.datasets import loading
+from cmsc_tf.io import tfds_sets
 
 WORKER = str(helpers.REPO_ROOT / "tests" / "training_distributed_worker.py")
 
@@ -17,7 +17,7 @@ WORKER = str(helpers.REPO_ROOT / "tests" / "training_distributed_worker.py")
 @pytest.fixture(scope="module")
 def tfds_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tfds")
-    loading.load_arrays("skimage_train", tfds_dir=str(path))  # prepared before workers race
+    tfds_sets.load_arrays("skimage_train", tfds_dir=str(path))  # prepared before workers race
     return str(path)
 
 

@@ -7,7 +7,7 @@ import pytest
 import skimage.data
 import tensorflow as tf
 
-from cmsc_tf.imresize import imresize_np
+from cmsc_tf.numerics.imresize_np import imresize_np
 from training import pipeline
 
 SIZE = pipeline.PATCH_SIZE

@@ -33,7 +33,7 @@ def test_quick_flags_trains_beats_bicubic_and_exports(tmp_path):
     from_saved = saved.signatures["luminance"](bicubic_y=tf.constant(x))["final"].numpy()
     np.testing.assert_allclose(from_keras, from_saved, atol=1e-5)
     # ... and so does the float16 TFLite file, to float16 weight precision.
-    from cmsc_tf.tflite import TFLiteNetwork
+    from cmsc_tf.deploy.tflite import TFLiteNetwork
 
     from_tflite = TFLiteNetwork(export_dir.parent / "quick_float16.tflite")(x[0])
     np.testing.assert_allclose(from_keras[0], from_tflite, atol=2e-3)

@@ -13,13 +13,13 @@ import pytest
 
 from tests import training_helpers as helpers
 from training import pipeline, train_lib
-from training.datasets import loading
+from cmsc_tf.io import tfds_sets
 
 
 @pytest.fixture(scope="module")
 def tfds_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tfds")
-    loading.load_arrays("skimage_train", tfds_dir=str(path))  # prepared once, then read-only
+    tfds_sets.load_arrays("skimage_train", tfds_dir=str(path))  # prepared once, then read-only
     return str(path)
 
 

@@ -64,7 +64,7 @@ def plot(curves, metric, out, title="", log_y=False):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cmsc_tf import atomic
+    from cmsc_tf.io import atomic
 
     figure, axes = plt.subplots(figsize=(6, 4))
     for label, points in curves.items():

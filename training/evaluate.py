@@ -35,7 +35,7 @@ flags.DEFINE_list("metrics", ["psnr", "ssim", "ifc"], "Metrics: any of psnr, ssi
 flags.DEFINE_string("save_images", None, "Folder for the colour SR images (model on Y, bicubic on Cb/Cr).")
 flags.DEFINE_string("output_json", None, "Where to write the results as JSON.")
 flags.DEFINE_list("compare", [], "Table III methods to print beside the model, e.g. Bicubic,SRCNN,CMSC "
-                  "(the paper's published scores, cmsc_tf.paper_table3).")
+                  "(the paper's published scores, cmsc_tf.eval.paper_table3).")
 
 
 def main(argv):
@@ -46,20 +46,22 @@ def main(argv):
     except ValueError:
         raise app.UsageError(f"--scales must be integers, got {FLAGS.scales}") from None
     # Imported here so that --help answers without loading TensorFlow.
-    from cmsc_tf import evaluation
+    from cmsc_tf.eval import benchmark
+    from cmsc_tf.io import image_sets
 
     with tempfile.TemporaryDirectory() as embedded:
         if FLAGS.data_dir:
-            data_dir, datasets = FLAGS.data_dir, FLAGS.datasets or list(evaluation.DEFAULT_DATASETS)
+            data_dir, datasets = FLAGS.data_dir, FLAGS.datasets or list(benchmark.DEFAULT_DATASETS)
         else:
-            data_dir = evaluation.write_embedded_benchmark(embedded)
-            datasets = FLAGS.datasets or [evaluation.EMBEDDED_SET]
+            data_dir = image_sets.write_embedded_benchmark(embedded)
+            datasets = FLAGS.datasets or [image_sets.EMBEDDED_SET]
         _evaluate(data_dir, datasets, scales)
 
 
 def _evaluate(data_dir, datasets, scales):
     """Loads the model, runs the benchmark, prints the table, writes the JSON."""
-    from cmsc_tf import evaluation, predictors
+    from cmsc_tf.deploy import loader
+    from cmsc_tf.eval import benchmark
 
     # Refuse unwritable outputs before minutes of work, not after.
     for flag, path in (("--output_json", FLAGS.output_json), ("--save_images", FLAGS.save_images)):
@@ -71,8 +73,8 @@ def _evaluate(data_dir, datasets, scales):
                 raise app.UsageError(f"{flag}={path}: {folder} is not a writable folder")
     _check_compare()
     try:
-        predictor = predictors.load_predictor(FLAGS.model)
-        results = evaluation.evaluate(
+        predictor = loader.load_predictor(FLAGS.model)
+        results = benchmark.evaluate(
             predictor,
             data_dir,
             datasets=datasets,
@@ -83,17 +85,17 @@ def _evaluate(data_dir, datasets, scales):
     except (ValueError, OSError) as err:  # OSError: FileNotFoundError, unreadable files
         raise app.UsageError(str(err)) from None
     print(f"Model: {FLAGS.model}")
-    print(evaluation.format_table(results, [m.lower() for m in FLAGS.metrics]))
+    print(benchmark.format_table(results, [m.lower() for m in FLAGS.metrics]))
     if FLAGS.compare:
         print(_comparison(results))
     if FLAGS.output_json:
-        evaluation.write_json(results, FLAGS.output_json)
+        benchmark.write_json(results, FLAGS.output_json)
         print(f"Wrote {FLAGS.output_json}")
 
 
 def _check_compare():
     """Refuses unknown --compare methods before the evaluation runs."""
-    from cmsc_tf import paper_table3
+    from cmsc_tf.eval import paper_table3
 
     unknown = [name for name in FLAGS.compare if name not in paper_table3.METHODS]
     if unknown:
@@ -102,7 +104,7 @@ def _check_compare():
 
 def _comparison(results):
     """The measured rows beside the paper's rows of the --compare methods, Table III layout."""
-    from cmsc_tf import paper_table3
+    from cmsc_tf.eval import paper_table3
 
     measured = paper_table3.measured_scores(results)
     wanted = [m.lower() for m in FLAGS.metrics]

@@ -37,8 +37,8 @@ import keras
 import numpy as np
 
 import cmsc_tf
-from cmsc_tf import atomic
-from cmsc_tf.imresize_numpy import imresize_np
+from cmsc_tf.io import atomic
+from cmsc_tf.numerics.imresize_np import imresize_np
 from training import checkpointing, curves
 from training.augmentation import DOWNSCALES, PATCH_SIZE, luminance_images
 from training.batch_norm import recalibrate_batch_norm

@@ -35,8 +35,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from cmsc_tf import color
-from cmsc_tf.imresize import imresize_tf
+from cmsc_tf.numerics import color
+from cmsc_tf.numerics.imresize_tf import imresize_tf
 from training.augmentation import DOWNSCALES, NUM_VARIANTS, PATCH_SIZE, luminance_images, variant_parts
 
 MODES = ("paper", "random_crop")
@@ -73,7 +73,7 @@ class PipelineConfig:
 
 
 def hr_luminance(image, grayscale):
-    """Protocol.md's uint8 luminance [H, W] of a dataset example (see training.datasets)."""
+    """Protocol.md's uint8 luminance [H, W] of a dataset example (see cmsc_tf.io.tfds_sets)."""
     image = np.asarray(image)
     return image[..., 0] if grayscale else color.luminance(image)
 

@@ -35,7 +35,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     import pathlib
 
-    from cmsc_tf import evaluation
+    from cmsc_tf.io import image_sets
     from training import sidecar_lib
 
     try:
@@ -43,7 +43,7 @@ def main(argv):
         folder = pathlib.Path(FLAGS.images)
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: no such image folder")
-        images = evaluation.list_images(folder)
+        images = image_sets.list_images(folder)
         if FLAGS.once:
             sidecar_lib.score_latest(FLAGS.model_dir, images, scales, FLAGS.keep_checkpoints)
         else:

@@ -19,7 +19,8 @@ import pathlib
 import shutil
 import time
 
-from cmsc_tf import evaluation, predictors
+from cmsc_tf.deploy import loader
+from cmsc_tf.eval import benchmark
 from training import checkpointing, curves
 
 LOG_FILE = "sidecar_log.csv"
@@ -75,10 +76,10 @@ def score_latest(model_dir, image_paths, scales=(2, 3, 4), keep=False):
     finally:
         if not keep:
             copy.unlink()
-    predict = predictors.keras_predictor(model)
+    predict = loader.keras_predictor(model)
     row = {"epoch": int(state["epoch"]), "step": step, "weights": copy.name if keep else ""}
     for scale in scales:
-        result = evaluation.evaluate_set(predict, image_paths, scale, metrics=("psnr",))
+        result = benchmark.evaluate_set(predict, image_paths, scale, metrics=("psnr",))
         row[f"val_psnr_x{scale}"] = result["psnr"]
     curves.append_row(model_dir / LOG_FILE, row)
     return row

@@ -1,0 +1,211 @@
+"""The one model loader: a model on disk (or in memory) -> a function that runs it.
+
+Accepted models:
+
+* a SavedModel folder, or its base folder ``<name>/`` holding numbered
+  versions (the highest is taken, as TF-Serving does): the ``luminance``
+  signature of :func:`cmsc_tf.deploy.saved_model.export_saved_model`, or of
+  any SavedModel, else ``serving_default``, taking one float32 ``[B, H, W, 1]``
+  tensor;
+* a ``.keras`` file (loaded with ``safe_mode``; importing ``cmsc_tf``
+  registers its layers);
+* a ``.tflite`` file, run with LiteRT (:class:`cmsc_tf.deploy.tflite.TFLiteNetwork`;
+  its ``.tflite.json`` side file holds the receptive radius);
+* a Keras model object.
+
+Two views of a loaded model:
+
+* :func:`load_network`: ``[H, W, 1] -> [H, W, 1]`` float32 on the bicubic
+  luminance, raw, and the model's receptive radius; for
+  :class:`cmsc_tf.deploy.upscaler.Upscaler`, at a chosen precision.
+* :func:`load_predictor`: the evaluation protocol's predictor ``x -> sr``
+  on float ``[H, W]`` in [0, 1] (:mod:`cmsc_tf.eval.protocol`), the final
+  output clipped to [0, 1] (a displayed image cannot leave that range; the
+  ``bicubic`` baseline is not clipped, as the protocol scores it raw).
+
+:func:`default_model_path` / :func:`available_model_path` name the model the
+command line and the notebooks use when none is given.
+"""
+
+import contextlib
+import os
+import pathlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cmsc_tf.deploy import saved_model, tflite
+from cmsc_tf.models.model import final_output
+
+# The default model, relative to the repository root (docs/deployment.md):
+# the compact CMSC trained on the 291 images (docs/results.md).
+DEFAULT_MODEL = "savedmodels/cmsc_compact/1"
+# What the notebooks use if DEFAULT_MODEL is absent (a trimmed checkout): the public VDSR.
+FALLBACK_MODEL = "savedmodels/vdsr/1"
+# Keras dtype policy of each inference precision (None: as built, float32).
+PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+# SavedModel signatures that run the raw network, in order of preference.
+_SIGNATURES = ("luminance", "serving_default")
+
+
+def _repository_root():
+    return pathlib.Path(__file__).resolve().parents[2]
+
+
+def default_model_path():
+    """DEFAULT_MODEL in this checkout (it may be absent)."""
+    return _repository_root() / DEFAULT_MODEL
+
+
+def available_model_path(root=None):
+    """DEFAULT_MODEL under ``root`` (default: this checkout) if present, else FALLBACK_MODEL.
+
+    The notebooks' choice of model. The command line does not fall back: it
+    names a missing default model rather than silently running another one.
+    """
+    root = _repository_root() if root is None else pathlib.Path(root)
+    for relative in (DEFAULT_MODEL, FALLBACK_MODEL):
+        if (root / relative).is_dir():
+            return root / relative
+    raise FileNotFoundError(f"neither {DEFAULT_MODEL} nor {FALLBACK_MODEL} found under {root}")
+
+
+# ----------------------------------------------------------------------------
+# Networks: [H, W, 1] float32 -> [H, W, 1] float32
+# ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _dtype_policy(name):
+    """Builds layers under Keras dtype policy ``name`` and restores the previous one."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _rebuild(model_class, config, weights, policy):
+    with _dtype_policy(policy):
+        clone = model_class.from_config(config)
+    clone.set_weights(weights)
+    return clone
+
+
+def _keras_network(model, precision):
+    """A NumPy ``[H, W, 1] -> [H, W, 1]`` function running ``model`` at ``precision``."""
+    policy = PRECISIONS[precision]
+    if policy is not None:
+        model = _rebuild(type(model), model.get_config(), model.get_weights(), policy)
+    # One trace for all image sizes.
+    forward = tf.function(
+        lambda y: tf.cast(final_output(model(y, training=False)), tf.float32),
+        input_signature=[tf.TensorSpec([1, None, None, 1], tf.float32)],
+    )
+    return lambda y: forward(tf.constant(y[None], tf.float32))[0].numpy()
+
+
+def _network_signature(loaded, path):
+    """(signature, its input name) of the raw network in a loaded SavedModel."""
+    name = next((n for n in _SIGNATURES if n in loaded.signatures), None)
+    if name is None:
+        raise ValueError(
+            f"{path}: the SavedModel has signatures {sorted(loaded.signatures)}; expected one of {list(_SIGNATURES)}."
+        )
+    signature = loaded.signatures[name]
+    _, inputs = signature.structured_input_signature
+    if len(inputs) != 1:
+        raise ValueError(f"{path}: signature {name!r} takes {sorted(inputs)}; expected one [B, H, W, 1] tensor.")
+    (input_name,) = inputs
+    return signature, input_name
+
+
+def _saved_model_network(path, precision):
+    path = saved_model.resolve_saved_model_dir(path)
+    metadata = saved_model.read_metadata(path)
+    loaded = tf.saved_model.load(str(path))
+    radius = metadata.get("receptive_radius")
+    if precision == "float32":
+        signature, input_name = _network_signature(loaded, path)
+
+        def network(y):
+            return final_output(signature(**{input_name: tf.constant(y[None], tf.float32)}))[0].numpy()
+
+        # Keep the loaded object alive as long as the network.
+        network.saved_model = loaded
+        return network, radius
+    if not metadata.get("keras_config"):
+        raise ValueError(f"{path}: precision {precision!r} needs a SavedModel written by cmsc_tf.deploy.saved_model")
+    model_class = keras.saving.get_registered_object(metadata["keras_class"])
+    model = _rebuild(model_class, metadata["keras_config"], [v.numpy() for v in loaded.model_weights], None)
+    return _keras_network(model, precision), radius
+
+
+def load_network(model, precision="float32"):
+    """(NumPy network function on ``[H, W, 1]`` bicubic luminance, receptive radius or None)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if isinstance(model, keras.Model):
+        return _keras_network(model, precision), getattr(model, "receptive_radius", None)
+    path = pathlib.Path(os.fspath(model))
+    if not path.exists():
+        raise FileNotFoundError(f"model not found: {path}")
+    if path.is_dir():
+        return _saved_model_network(path, precision)
+    if path.suffix == ".keras":
+        loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+        return _keras_network(loaded, precision), getattr(loaded, "receptive_radius", None)
+    if path.suffix == ".tflite":
+        if precision != "float32":
+            raise ValueError(f"{path}: a .tflite model runs at the precision it was converted with; use precision='float32'")
+        return tflite.TFLiteNetwork(path), tflite.read_metadata(path).get("receptive_radius")
+    raise ValueError(f"{path}: unknown model format (expected a SavedModel folder, .keras or .tflite)")
+
+
+# ----------------------------------------------------------------------------
+# Predictors for the evaluation protocol: x [H, W] -> sr [H, W] in [0, 1]
+# ----------------------------------------------------------------------------
+
+
+def to_image(output, shape):
+    """A [1, H, W, 1] model output as the float64 [H, W] image that is scored, clipped to [0, 1]."""
+    array = np.asarray(output, dtype=np.float64)
+    if array.ndim != 4 or array.shape[0] != 1 or array.shape[-1] != 1:
+        raise ValueError(f"the model returned shape {array.shape}; expected [1, H, W, 1].")
+    return np.clip(array[0, :, :, 0], 0.0, 1.0)
+
+
+def _predictor(network):
+    def predict(x):
+        return to_image(network(np.asarray(x, np.float32)[:, :, None])[None], np.shape(x))
+
+    # Keep what the network holds (a loaded SavedModel) alive with the predictor.
+    predict.network = network
+    return predict
+
+
+def keras_predictor(model):
+    """Predictor over an in-memory Keras model (final output, clipped to [0, 1])."""
+    return _predictor(load_network(model)[0])
+
+
+def tflite_predictor(path):
+    """Predictor over a converted network run with LiteRT (final output, clipped to [0, 1])."""
+    return _predictor(tflite.TFLiteNetwork(path))
+
+
+def load_predictor(spec):
+    """``bicubic``, a ``.keras`` or ``.tflite`` file or a SavedModel directory -> predictor."""
+    if spec == "bicubic":
+        # Imported here: the protocol imports the metrics, which Upscaler users do not need.
+        from cmsc_tf.eval.protocol import bicubic_predictor
+
+        return bicubic_predictor
+    if not (os.path.isdir(spec) or spec.endswith((".keras", ".tflite"))):
+        raise ValueError(
+            f"--model must be 'bicubic', a .keras or .tflite file or a SavedModel directory, got {spec!r}.")
+    if not os.path.exists(spec):
+        raise FileNotFoundError(f"model file not found: {spec}")
+    return _predictor(load_network(spec)[0])

@@ -1,0 +1,103 @@
+"""The colour and resize steps around the network, shared by every deployment path.
+
+CMSC is trained on luminance only (``protocol.md``), so super-resolving a
+colour image is: MATLAB bicubic upsampling, MATLAB YCbCr split, the network
+on Y, the bicubic Cb/Cr kept, recombination, rounding. The exported
+SavedModel graph and :class:`cmsc_tf.deploy.upscaler.Upscaler` both call these
+functions, so the two give the same pixels for RGB images (the SavedModel's
+signatures take RGB only; the Upscaler also handles gray and alpha).
+
+All functions here are TensorFlow ops (usable eagerly and inside exported
+graphs); the bicubic and the colour conversion are the evaluation branch's
+``imresize_tf`` and ``rgb2ycbcr_tf`` / ``ycbcr2rgb_tf``.
+"""
+
+import math
+
+import tensorflow as tf
+
+from cmsc_tf.numerics.color_tf import rgb2ycbcr_tf, ycbcr2rgb_tf
+from cmsc_tf.numerics.imresize_tf import MAX_OUTPUT_LENGTH, imresize_tf
+
+MIN_SCALE = 1.0
+MAX_SCALE = 8.0
+# Scales are taken to this many decimals, so that a float32 ``1.1`` sent to the
+# SavedModel means the same double as Python's ``1.1`` (output size
+# ``ceil(H * scale)`` depends on the last bit).
+SCALE_DECIMALS = 6
+
+
+def normalize_scale(scale):
+    """A Python scale checked against [1, 8] and rounded to ``SCALE_DECIMALS``."""
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"scale must be a number, got {scale!r}") from None
+    if not (math.isfinite(value) and MIN_SCALE <= value <= MAX_SCALE):
+        raise ValueError(f"scale must be between {MIN_SCALE:g} and {MAX_SCALE:g}, got {scale!r}")
+    return round(value, SCALE_DECIMALS)
+
+
+def output_size(height, width, scale):
+    """MATLAB's output size ``ceil(size * scale)`` for a normalised scale."""
+    return int(math.ceil(height * scale)), int(math.ceil(width * scale))
+
+
+def normalize_scale_tf(scale):
+    """In-graph twin of :func:`normalize_scale`: a float64 scalar tensor, range-checked."""
+    # Decimal text and back, not round(s * 1e6) / 1e6: graph optimisers may
+    # turn that division into a multiplication by 1e-6, which is not the
+    # same double (10 * 1.1 must give MATLAB's ceil(11.000000000000002) = 12).
+    text = tf.strings.as_string(tf.cast(scale, tf.float32), precision=SCALE_DECIMALS)
+    scale = tf.strings.to_number(text, tf.float64)
+    checks = [
+        tf.debugging.assert_greater_equal(
+            scale, tf.constant(MIN_SCALE, tf.float64), message=f"scale must be at least {MIN_SCALE:g}"
+        ),
+        tf.debugging.assert_less_equal(
+            scale, tf.constant(MAX_SCALE, tf.float64), message=f"scale must be at most {MAX_SCALE:g}"
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(scale)
+
+
+def upsample_ycbcr(rgb_uint8, scale):
+    """``[..., H, W, 3]`` uint8 RGB -> (Y ``[..., h, w, 1]``, CbCr ``[..., h, w, 2]``), float32 in [0, 1].
+
+    MATLAB ``rgb2ycbcr`` on the [0, 1] image, then MATLAB bicubic by
+    ``scale`` without rounding or clipping (both steps are linear, so their
+    order only changes float rounding).
+    """
+    ycbcr = rgb2ycbcr_tf(tf.cast(rgb_uint8, tf.float32) / 255.0)
+    upsampled = imresize_tf(ycbcr, scale=scale)
+    return upsampled[..., :1], upsampled[..., 1:]
+
+
+def upsample_plane(plane_uint8, scale):
+    """A ``[..., H, W, C]`` uint8 plane (gray, alpha) -> float32 [0, 1] bicubic by ``scale``."""
+    return imresize_tf(tf.cast(plane_uint8, tf.float32) / 255.0, scale=scale)
+
+
+def to_uint8(image):
+    """[0, 1] float -> uint8, clipped and rounded half away from zero as MATLAB does."""
+    return tf.cast(tf.floor(tf.clip_by_value(image, 0.0, 1.0) * 255.0 + 0.5), tf.uint8)
+
+
+def merge_ycbcr(y, cbcr):
+    """Network Y plus bicubic CbCr -> uint8 RGB (MATLAB ``ycbcr2rgb``, clipped, rounded)."""
+    return to_uint8(ycbcr2rgb_tf(tf.concat([tf.cast(y, tf.float32), cbcr], axis=-1)))
+
+
+__all__ = [
+    "MAX_OUTPUT_LENGTH",
+    "MAX_SCALE",
+    "MIN_SCALE",
+    "merge_ycbcr",
+    "normalize_scale",
+    "normalize_scale_tf",
+    "output_size",
+    "to_uint8",
+    "upsample_plane",
+    "upsample_ycbcr",
+]

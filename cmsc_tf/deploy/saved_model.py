@@ -1,0 +1,156 @@
+"""SavedModel export for TF-Serving: ``<base>/<name>/<version>/``, written atomically.
+
+Signatures (names are the serving contract; ``docs/serving.md`` shows them):
+
+* ``serving_default``: ``images`` uint8 ``[batch, H, W, 3]`` RGB (any H, W)
+  and ``scale`` float32 scalar in [1, 8] -> ``images`` uint8
+  ``[batch, ceil(H*scale), ceil(W*scale), 3]``. MATLAB bicubic, YCbCr split,
+  network on Y, bicubic Cb/Cr, recombination and rounding all run in the graph.
+* ``upscale_encoded``: ``image_bytes`` string ``[batch]`` (PNG/JPEG/BMP/GIF
+  bytes; REST clients send ``{"b64": ...}``) and ``scale`` -> ``png_bytes``
+  string ``[batch]``. Each image is decoded to RGB, upscaled as above and
+  encoded to PNG, so the images of a batch may differ in size. TF-Serving's
+  REST API base64-encodes outputs whose name ends in ``_bytes``.
+* ``luminance``: the raw network, ``bicubic_y`` float32 ``[batch, H, W, 1]``
+  (bicubic-upsampled luminance in [0, 1]) -> ``final`` float32, same shape.
+
+Metadata for tiling (the receptive radius) and for rebuilding the Keras model
+(its class config, used for reduced precision) is kept in the SavedModel as
+the asset ``assets/cmsc_metadata.json``; the model's variables are tracked
+in ``model_weights`` in ``model.weights`` order.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from cmsc_tf.deploy import resampling
+from cmsc_tf.models.model import final_output
+
+METADATA_FILE = "cmsc_metadata.json"
+METADATA_FORMAT = 1
+
+
+def model_metadata(model):
+    """JSON-able facts an Upscaler needs about a model it cannot rebuild from code alone."""
+    radius = getattr(model, "receptive_radius", None)
+    return {
+        "format": METADATA_FORMAT,
+        "receptive_radius": None if radius is None else int(radius),
+        "keras_class": keras.saving.get_registered_name(type(model)),
+        "keras_config": model.get_config() if hasattr(model, "receptive_radius") else None,
+    }
+
+
+class _ServingModule(tf.Module):
+    """Holds the model's variables and the three signature functions.
+
+    The Keras model itself is only captured by the functions' closures, not
+    tracked as an attribute: tracking both it and its tf.Variables would
+    store every weight twice in the checkpoint.
+    """
+
+    def __init__(self, model, metadata_path):
+        super().__init__(name="cmsc_serving")
+        # Raw tf.Variables in model.weights order: restoring them into a
+        # freshly built Keras model needs only this list (see loader.py).
+        self.model_weights = [w.value for w in model.weights]
+        self.metadata = tf.saved_model.Asset(metadata_path)
+
+        def network(bicubic_y):
+            return final_output(model(bicubic_y, training=False))
+
+        def upscale_rgb(images, scale):
+            y, cbcr = resampling.upsample_ycbcr(images, resampling.normalize_scale_tf(scale))
+            return resampling.merge_ycbcr(network(y), cbcr)
+
+        def upscale_images(images, scale):
+            return {"images": upscale_rgb(images, scale)}
+
+        def upscale_encoded(image_bytes, scale):
+            def one(encoded):
+                image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+                return tf.io.encode_png(upscale_rgb(image[None], scale)[0])
+
+            return {"png_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.string)}
+
+        def network_y(bicubic_y):
+            return {"final": network(bicubic_y)}
+
+        spec_images = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
+        spec_bytes = tf.TensorSpec([None], tf.string, name="image_bytes")
+        spec_scale = tf.TensorSpec([], tf.float32, name="scale")
+        spec_y = tf.TensorSpec([None, None, None, 1], tf.float32, name="bicubic_y")
+        self.serving_default = tf.function(upscale_images, input_signature=[spec_images, spec_scale])
+        self.upscale_encoded = tf.function(upscale_encoded, input_signature=[spec_bytes, spec_scale])
+        self.luminance = tf.function(network_y, input_signature=[spec_y])
+
+
+def export_saved_model(model, base_dir, name, version=1, overwrite=False):
+    """Writes ``model`` as ``<base_dir>/<name>/<version>`` (TF-Serving's layout); returns that path.
+
+    The SavedModel is written to a temporary sibling folder and renamed into
+    place, so TF-Serving (which polls ``<name>/``) never sees a half-written
+    version. An existing version is refused unless ``overwrite``.
+    """
+    version = int(version)
+    if version < 1:
+        raise ValueError(f"version must be a positive integer, got {version}")
+    model_dir = pathlib.Path(base_dir) / name
+    target = model_dir / str(version)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} already exists (pass overwrite=True to replace it)")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    # A leading dot: TF-Serving only loads folders whose name is a number.
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=model_dir))
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            metadata_path = os.path.join(scratch, METADATA_FILE)
+            with open(metadata_path, "w") as f:
+                json.dump(model_metadata(model), f, indent=1)
+            module = _ServingModule(model, metadata_path)
+            export_dir = staging / "saved_model"
+            tf.saved_model.save(
+                module,
+                str(export_dir),
+                signatures={
+                    "serving_default": module.serving_default,
+                    "upscale_encoded": module.upscale_encoded,
+                    "luminance": module.luminance,
+                },
+            )
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(export_dir, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_saved_model_dir(path):
+    """``path`` itself if it holds a SavedModel, else its highest numbered version subfolder.
+
+    So both ``savedmodels/<name>/<version>`` and ``savedmodels/<name>`` (as
+    TF-Serving's base path) name a model.
+    """
+    path = pathlib.Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = sorted((int(p.name), p) for p in path.iterdir() if p.name.isdigit() and p.is_dir())
+    if versions and (versions[-1][1] / "saved_model.pb").is_file():
+        return versions[-1][1]
+    raise ValueError(f"{path}: not a SavedModel folder (no saved_model.pb, no numbered version inside)")
+
+
+def read_metadata(saved_model_dir):
+    """The metadata dict stored by :func:`export_saved_model` (``{}`` for foreign SavedModels)."""
+    path = pathlib.Path(saved_model_dir) / "assets" / METADATA_FILE
+    if not path.is_file():
+        return {}
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,122 @@
+"""Reading images of every common pixel mode into uint8 arrays, and writing them atomically.
+
+Arrays are uint8 ``[H, W]`` (gray), ``[H, W, 2]`` (gray + alpha),
+``[H, W, 3]`` (RGB) or ``[H, W, 4]`` (RGBA). Palette images become RGB, or
+RGBA when the palette has transparency; 16-bit images are scaled to 8 bits
+(``round(v / 257)``, the map that sends 65535 to 255); CMYK and other colour
+spaces are converted to RGB by Pillow.
+
+Every failure raises :class:`ImageError` with a one-line message that names
+the file; nothing is ever left half-written.
+"""
+
+import os
+import pathlib
+
+import numpy as np
+import PIL.Image
+
+from cmsc_tf.io import atomic
+
+# Pillow modes whose pixels are 16- or 32-bit integers (16-bit PNG/TIFF gray).
+_WIDE_INTEGER_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+_DIRECT_MODES = ("L", "LA", "RGB", "RGBA")
+
+
+class ImageError(ValueError):
+    """A file that cannot be read or written as an image; the message names the file.
+
+    A ValueError, so that every command line that reports bad input
+    (`ValueError` -> one-line message) reports bad images too.
+    """
+
+
+def wide_to_uint8(array):
+    # 16-bit data: 0..65535 -> 0..255 with round(v / 257); the "I" mode of a
+    # 16-bit PNG holds the same 0..65535 values in int32.
+    return np.floor(np.clip(array.astype(np.float64), 0, 65535) / 257.0 + 0.5).astype(np.uint8)
+
+
+def to_array(image, name="image"):
+    """A PIL image -> uint8 array (see the module docstring for the mode rules)."""
+    if min(image.size) < 1:
+        raise ImageError(f"{name}: image is empty ({image.size[0]}x{image.size[1]} pixels)")
+    mode = image.mode
+    if mode in _WIDE_INTEGER_MODES:
+        return wide_to_uint8(np.asarray(image))
+    if mode == "1":
+        image = image.convert("L")
+    elif mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+    elif mode == "F":
+        raise ImageError(f"{name}: floating-point images (Pillow mode 'F') are not supported")
+    elif mode not in _DIRECT_MODES:
+        image = image.convert("RGBA" if "A" in mode else "RGB")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _png_header_size(path):
+    """(width, height) from a PNG's IHDR, or None: Pillow refuses zero-sized PNGs
+    as "cannot identify", which would hide the real problem from the user."""
+    with open(path, "rb") as f:
+        header = f.read(24)
+    if len(header) == 24 and header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR":
+        return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    return None
+
+
+def read_image(path):
+    """Reads ``path`` into a uint8 array; raises :class:`ImageError` naming the file."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ImageError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ImageError(f"{path}: is a folder, not an image")
+    try:
+        with PIL.Image.open(path) as image:
+            image.load()
+            return to_array(image, path)
+    except ImageError:
+        raise
+    except PIL.Image.DecompressionBombError as error:
+        raise ImageError(f"{path}: image too large to read safely ({error})") from None
+    except PIL.UnidentifiedImageError:
+        size = _png_header_size(path)
+        if size is not None and min(size) == 0:
+            raise ImageError(f"{path}: image is empty ({size[0]}x{size[1]} pixels)") from None
+        raise ImageError(f"{path}: unsupported or unrecognised image format") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        # Pillow reports truncated or damaged data with these (and zero sizes
+        # in headers as SyntaxError / ValueError).
+        raise ImageError(f"{path}: corrupt or unreadable image data ({error})") from None
+
+
+def output_format(path):
+    """Pillow's format name for ``path``'s extension; raises :class:`ImageError` if none."""
+    extension = pathlib.Path(path).suffix.lower()
+    image_format = PIL.Image.registered_extensions().get(extension)
+    if image_format is None or image_format not in PIL.Image.SAVE:
+        raise ImageError(f"{path}: cannot write images with extension {extension or '(none)'!r}")
+    return image_format
+
+
+def write_image(path, array):
+    """Writes a uint8 array to ``path`` atomically: a temporary file in the same folder, then a rename.
+
+    JPEG cannot hold alpha, so an RGBA/LA array written as JPEG raises
+    :class:`ImageError` rather than silently dropping the channel.
+    """
+    path = os.fspath(path)
+    image_format = output_format(path)
+    array = np.asarray(array)
+    if array.dtype != np.uint8 or array.ndim not in (2, 3):
+        raise ImageError(f"{path}: can only write uint8 [H, W] or [H, W, C] arrays, got {array.dtype} {array.shape}")
+    image = PIL.Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array)
+    if image_format == "JPEG" and image.mode in ("LA", "RGBA"):
+        raise ImageError(f"{path}: JPEG cannot store the alpha channel; write PNG instead")
+    try:
+        with atomic.atomic_path(path) as temporary:
+            image.save(temporary, format=image_format)
+    except OSError as error:
+        raise ImageError(f"{path}: cannot write ({error})") from None

@@ -1,0 +1,133 @@
+"""MATLAB-exact bicubic ``imresize`` in float64 NumPy: the reference.
+
+The TensorFlow twin, and the rules both follow, are in
+:mod:`cmsc_tf.numerics.imresize_tf`. This half lives on its own so that it
+imports without TensorFlow: `training.jax_lib` builds its training pairs with it
+on machines that have only JAX.
+"""
+
+import functools
+import math
+
+import numpy as np
+
+# Output lengths above this are refused: a dense weight matrix of that size
+# is already hundreds of MB, and no benchmark image comes close.
+MAX_OUTPUT_LENGTH = 1 << 15
+# MATLAB's bicubic kernel has support [-2, 2].
+_KERNEL_WIDTH = 4.0
+
+
+# ----------------------------------------------------------------------------
+# NumPy reference (float64)
+# ----------------------------------------------------------------------------
+
+
+def _cubic_np(t):
+    """MATLAB's cubic convolution kernel (a = -0.5)."""
+    absx = np.abs(t)
+    absx2 = absx * absx
+    absx3 = absx2 * absx
+    return (1.5 * absx3 - 2.5 * absx2 + 1) * (absx <= 1) + (
+        -0.5 * absx3 + 2.5 * absx2 - 4 * absx + 2
+    ) * ((absx > 1) & (absx <= 2))
+
+
+# Benchmark sets repeat a few image sizes: reuse their matrices (read-only).
+@functools.lru_cache(maxsize=64)
+def weight_matrix_np(in_length, out_length, scale):
+    """The ``(out_length, in_length)`` float64 matrix of one 1-D MATLAB bicubic resize.
+
+    Mirrors MATLAB's ``contributions``; the dropped all-zero tap columns of
+    MATLAB make no difference in a dense matrix. The result is cached and
+    read-only.
+    """
+    if scale < 1:  # antialiasing: stretch the kernel
+        kernel_scale = scale
+        width = _KERNEL_WIDTH / scale
+    else:
+        kernel_scale = 1.0
+        width = _KERNEL_WIDTH
+    x = np.arange(1, out_length + 1, dtype=np.float64)[:, None]
+    u = x / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - width / 2)
+    taps = left + np.arange(math.ceil(width) + 2, dtype=np.float64)[None, :]
+    weights = kernel_scale * _cubic_np(kernel_scale * (u - taps))
+    weights = weights / np.sum(weights, axis=1, keepdims=True)
+    # Symmetric padding that repeats the edge pixel: 1..L, L..1, repeated.
+    period = np.concatenate([np.arange(in_length), np.arange(in_length)[::-1]])
+    columns = period[np.mod(taps.astype(np.int64) - 1, 2 * in_length)]
+    matrix = np.zeros((out_length, in_length), dtype=np.float64)
+    rows = np.broadcast_to(np.arange(out_length)[:, None], columns.shape)
+    np.add.at(matrix, (rows, columns), weights)
+    matrix.flags.writeable = False
+    return matrix
+
+
+def _check_length(name, in_length, out_length):
+    if out_length < 1:
+        raise ValueError(f"imresize: the output {name} would be empty ({in_length} -> {out_length}).")
+    if out_length > MAX_OUTPUT_LENGTH:
+        raise ValueError(
+            f"imresize: the output {name} would be {out_length} pixels "
+            f"(from {in_length}); the limit is {MAX_OUTPUT_LENGTH}."
+        )
+
+
+def _scales_and_shape(in_shape, scale, output_shape):
+    """MATLAB's rule: a scale gives ``ceil(scale * size)``; a size gives ``scale = out / in``."""
+    if (scale is None) == (output_shape is None):
+        raise ValueError("imresize: give exactly one of `scale` and `output_shape`.")
+    if scale is not None:
+        scales = tuple(float(s) for s in np.broadcast_to(np.asarray(scale, dtype=np.float64), (2,)))
+        for s in scales:
+            if not (math.isfinite(s) and s > 0):
+                raise ValueError(f"imresize: scale must be a finite positive number, got {scale!r}.")
+        out_shape = tuple(int(math.ceil(n * s)) for n, s in zip(in_shape, scales))
+    else:
+        out_shape = tuple(int(n) for n in output_shape)
+        if len(out_shape) != 2 or any(n != float(m) for n, m in zip(out_shape, output_shape)):
+            raise ValueError(f"imresize: output_shape must be two integers, got {output_shape!r}.")
+        scales = tuple(o / i for o, i in zip(out_shape, in_shape))
+    for name, n_in, n_out in zip(("height", "width"), in_shape, out_shape):
+        _check_length(name, n_in, n_out)
+    return scales, out_shape
+
+
+def _round_uint8(a):
+    # MATLAB rounds halves away from zero; the values are non-negative once clipped.
+    return np.floor(np.clip(a, 0, 255) + 0.5)
+
+
+def imresize_np(image, scale=None, output_shape=None):
+    """MATLAB ``imresize(image, scale, 'bicubic')`` in float64.
+
+    Args:
+      image: ``[H, W]`` or ``[H, W, C]`` array, uint8 or floating point.
+      scale: a positive number (or a ``(row, column)`` pair); output size
+        ``ceil(scale * size)``.
+      output_shape: ``(out_H, out_W)`` instead of ``scale``.
+
+    Returns:
+      uint8 for uint8 input (rounded and clipped after each dimension, as
+      MATLAB does), float64 otherwise (no rounding, no clipping).
+    """
+    image = np.asarray(image)
+    if image.ndim not in (2, 3):
+        raise ValueError(f"imresize_np: image must be [H, W] or [H, W, C], got shape {image.shape}.")
+    is_uint8 = image.dtype == np.uint8
+    if not (is_uint8 or np.issubdtype(image.dtype, np.floating)):
+        raise TypeError(f"imresize_np: image must be uint8 or floating point, got {image.dtype}.")
+    if min(image.shape[:2]) < 1:
+        raise ValueError(f"imresize_np: image is empty, shape {image.shape}.")
+    scales, out_shape = _scales_and_shape(image.shape[:2], scale, output_shape)
+    result = image.astype(np.float64)
+    # Smaller scale first, rows first on ties (a stable sort, as MATLAB's).
+    for axis in sorted((0, 1), key=lambda a: scales[a]):
+        matrix = weight_matrix_np(int(image.shape[axis]), int(out_shape[axis]), float(scales[axis]))
+        result = np.moveaxis(np.tensordot(matrix, result, axes=([1], [axis])), 0, axis)
+        if is_uint8:
+            result = _round_uint8(result)
+    return result.astype(np.uint8) if is_uint8 else result
+
+

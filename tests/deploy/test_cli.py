@@ -1,0 +1,165 @@
+"""cmsc-upscale: batches with bad files, every pixel mode, atomic outputs, exit codes."""
+
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from cmsc_tf.deploy import cli, loader
+from deploy_models import random_rgb, small_cmsc
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def zero_width_png():
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 0, 5, 8, 0, 0, 0, 0)  # width 0, height 5, 8-bit gray
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    small_cmsc().save(path)
+    return str(path)
+
+
+def error_lines(captured):
+    return [line for line in captured.err.splitlines() if "cmsc-upscale: error:" in line]
+
+
+def files_under(folder):
+    return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs)
+
+
+def test_bad_files_fail_alone_with_one_line_each(tmp_path, model_path, capsys):
+    rgb = random_rgb(12, 10, seed=1)
+    PIL.Image.fromarray(rgb).save(tmp_path / "good.png")
+    (tmp_path / "corrupt.png").write_bytes((tmp_path / "good.png").read_bytes()[:70])
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "empty.png").write_bytes(zero_width_png())
+    PIL.Image.fromarray(np.zeros((1, 4097), np.uint8)).save(tmp_path / "wide.png")  # x8: 32776 columns
+    PIL.Image.fromarray(rgb[:7, :9]).save(tmp_path / "good2.jpg")
+    names = ["good.png", "corrupt.png", "missing.png", "notes.txt", "empty.png", "wide.png", "good2.jpg"]
+    out = tmp_path / "out"
+
+    code = cli.run_cli([str(tmp_path / n) for n in names] + ["--scale", "8", "--model", model_path, "--out", str(out)])
+
+    assert code == 1
+    errors = error_lines(capsys.readouterr())
+    expected = {
+        "corrupt.png": "corrupt or unreadable image data",
+        "missing.png": "no such file",
+        "notes.txt": "unsupported or unrecognised image format",
+        "empty.png": "image is empty (0x5 pixels)",
+        "wide.png": "output would be 32776x8 pixels",
+    }
+    assert len(errors) == len(expected)
+    for name, message in expected.items():
+        assert any(f"{tmp_path / name}: {message}" in line for line in errors), (name, errors)
+    # The good files of the batch were still processed; nothing else was left behind.
+    assert files_under(out) == ["good2_x8.png", "good_x8.png"]
+    assert PIL.Image.open(out / "good_x8.png").size == (80, 96)
+
+
+@pytest.mark.parametrize(
+    "mode,make,out_mode",
+    [
+        ("L", lambda a: PIL.Image.fromarray(a[..., 0]), "L"),
+        ("RGBA", lambda a: PIL.Image.fromarray(np.dstack([a, a[..., :1]])), "RGBA"),
+        ("P", lambda a: PIL.Image.fromarray(a).convert("P"), "RGB"),
+        ("I;16", lambda a: PIL.Image.fromarray(a[..., 0].astype(np.uint16) * 257), "L"),
+        ("1", lambda a: PIL.Image.fromarray(a[..., 0] > 128), "L"),
+    ],
+)
+def test_pixel_modes(tmp_path, model_path, capsys, mode, make, out_mode):
+    image = make(random_rgb(9, 11, seed=2))
+    image.save(tmp_path / "in.png")
+    assert PIL.Image.open(tmp_path / "in.png").mode == mode
+    code = cli.run_cli([str(tmp_path / "in.png"), "--scale", "1.5", "--model", model_path, "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    result = PIL.Image.open(tmp_path / "in_x1.5.png")
+    assert result.mode == out_mode and result.size == (17, 14)  # ceil(11 * 1.5), ceil(9 * 1.5)
+
+
+def test_folder_input_keeps_structure_and_skips_non_images(tmp_path, model_path):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / "in" / "sub" / "a.png")
+    (tmp_path / "in" / "README").write_text("ignored: not an image extension")
+    out = tmp_path / "out"
+    assert cli.run_cli([str(tmp_path / "in"), "--scale", "2", "--model", model_path, "--out", str(out)]) == 0
+    assert files_under(out) == [os.path.join("in", "sub", "a_x2.png")]
+
+
+def test_outputs_stay_in_out_and_are_not_reread(tmp_path, model_path, monkeypatch):
+    """`..` as input still writes inside --out; --out inside the input folder
+    is not scanned, so a rerun makes no `_x2_x2` files."""
+    work = tmp_path / "photos" / "work"
+    work.mkdir(parents=True)
+    PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / "photos" / "a.png")
+    monkeypatch.chdir(work)
+    out = tmp_path / "photos" / "up"
+    for _ in range(2):
+        assert cli.run_cli(["..", "--scale", "2", "--model", model_path, "--out", str(out)]) == 0
+    assert files_under(out) == [os.path.join("photos", "a_x2.png")]
+
+
+def test_failed_write_leaves_no_file(tmp_path, model_path, capsys, monkeypatch):
+    PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+
+    def broken_save(self, fp, format=None, **params):
+        with open(fp, "wb") as f:  # half an image reaches the disk, then the disk is full
+            f.write(b"\x89PNG half an image")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(PIL.Image.Image, "save", broken_save)
+    assert cli.run_cli([str(tmp_path / "a.png"), "--scale", "2", "--model", model_path, "--out", str(out)]) == 1
+    assert any("a_x2.png: cannot write (disk full)" in line for line in error_lines(capsys.readouterr()))
+    assert files_under(out) == []
+
+
+def test_bad_command_lines(tmp_path, model_path, capsys):
+    assert cli.run_cli(["x.png", "--scale", "9", "--model", model_path]) == 2
+    assert "between 1 and 8" in capsys.readouterr().err
+    assert cli.run_cli(["x.png", "--scale", "2", "--model", str(tmp_path / "nope")]) == 2
+    assert error_lines(capsys.readouterr()) == [f"cmsc-upscale: error: cannot load model: model not found: {tmp_path / 'nope'}"]
+
+
+def run_module(args, cwd):
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", "cmsc_tf.deploy.cli", *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_python_m_form(tmp_path, model_path):
+    PIL.Image.fromarray(random_rgb(8, 8)).save(tmp_path / "a.png")
+    done = run_module(["a.png", "--scale", "2", "--model", model_path], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert PIL.Image.open(tmp_path / "upscaled" / "a_x2.png").size == (16, 16)
+
+
+def test_without_model_runs_the_shipped_default(tmp_path):
+    PIL.Image.fromarray(random_rgb(12, 10)).save(tmp_path / "a.png")
+    default = run_module(["a.png", "--scale", "2", "--out", "default"], tmp_path)
+    assert default.returncode == 0, default.stderr
+    named = run_module(["a.png", "--scale", "2", "--out", "named", "--model", str(loader.default_model_path())],
+                       tmp_path)
+    assert named.returncode == 0, named.stderr
+    a, b = (np.asarray(PIL.Image.open(tmp_path / d / "a_x2.png")) for d in ("default", "named"))
+    assert a.shape == (24, 20, 3) and np.array_equal(a, b)
+
+
+def test_missing_default_model_is_one_line(tmp_path, monkeypatch, capsys):
+    PIL.Image.fromarray(random_rgb(8, 8)).save(tmp_path / "a.png")
+    monkeypatch.setattr(loader, "default_model_path", lambda: tmp_path / "gone" / loader.DEFAULT_MODEL)
+    assert cli.run_cli([str(tmp_path / "a.png"), "--scale", "2", "--out", str(tmp_path / "other")]) == 2
+    [line] = error_lines(capsys.readouterr())
+    assert line.startswith("cmsc-upscale: error: cannot load model: default model savedmodels/cmsc_compact/1 not found")
+    assert not (tmp_path / "other").exists()

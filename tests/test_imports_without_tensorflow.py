@@ -1,0 +1,43 @@
+"""`cmsc_tf`, the model, the NumPy numerics and the image sets import on a machine without TensorFlow.
+
+The JAX trainer runs where TensorFlow is not installed; a child process
+blocks every `tensorflow` import (Keras on the JAX backend) and uses each
+TensorFlow-free module once.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests import training_helpers as helpers
+
+NO_TENSORFLOW = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ImportError("tensorflow is blocked in this test")
+sys.meta_path.insert(0, Block())
+import numpy as np
+import cmsc_tf
+import cmsc_tf.models
+from cmsc_tf.numerics import color, degradation, imresize_np
+from cmsc_tf.io import image_sets, images, atomic
+model = cmsc_tf.build_model("cmsc", num_features=4, num_stages=1, num_modules=1)
+hr = np.random.default_rng(0).uniform(size=(12, 12))
+assert degradation.degrade(degradation.modcrop(hr, 3), 3).shape == (12, 12)
+assert cmsc_tf.imresize_np(hr, 0.5).shape == (6, 6)
+(name, y), *_ = image_sets.read_luminance_set("skimage_test")
+assert name == "astronaut" and y.ndim == 2 and y.dtype == np.uint8
+print(sorted(m for m in sys.modules if m.startswith("tensorflow")))
+"""
+
+
+def test_tensorflow_free_modules_import_without_tensorflow():
+    pytest.importorskip("jax")  # the Keras backend of a machine without TensorFlow
+    env = dict(helpers.python_env(), KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "-c", NO_TENSORFLOW], cwd=helpers.REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"  # no tensorflow module was loaded
