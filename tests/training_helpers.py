@@ -12,32 +12,52 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY_OVERRIDES = "num_features=8,num_stages=2,num_modules=1,reconstruction_initializer=zeros"
 
 
-def tiny_flags(model_dir, tfds_dir, **changes):
+def tiny_flags(model_dir, **changes):
     """Command-line flags of a tiny random-crop run on the skimage photographs."""
     flags = {
         "variant": "cmsc", "model_overrides": TINY_OVERRIDES, "train_sets": "skimage_train",
         "val_set": "", "pipeline": "random_crop", "scales": "2,3,4", "patch_size": 21,
-        "crops_per_image": 4, "shuffle_buffer": 32, "batch_size": 4, "steps_per_epoch": 6,
-        "epochs": 2, "optimizer": "adam", "learning_rate": 1e-3, "weight_decay": 0,
-        "clip_value": 0, "checkpoint_every_steps": 2, "model_dir": model_dir,
-        "export_dir": "", "tensorboard": False, "verbose": 2, "tfds_dir": tfds_dir,
+        "batch_size": 4, "steps_per_epoch": 6, "epochs": 2, "optimizer": "adam",
+        "learning_rate": 1e-3, "lr_decay_epochs": "", "weight_decay": 0, "clip": "none",
+        "checkpoint_every_steps": 2, "model_dir": model_dir, "export_dir": "",
+        "tensorboard": False, "verbose": 2,
     }
     flags.update(changes)
     return [f"--{k}={v}" if not isinstance(v, bool) else (f"--{k}" if v else f"--no{k}")
             for k, v in flags.items()]
 
 
-def python_env():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+def python_env(backend="tensorflow"):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", KERAS_BACKEND=backend)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
 
 
-def run_main(flags, timeout, **kwargs):
-    """`python -m training.main FLAGS` from the repository root."""
+def run_main(flags, timeout, backend="tensorflow", env=None):
+    """`python -m training.main FLAGS` from the repository root, on a Keras backend
+    (`env`: variables added to the environment)."""
     return subprocess.run([sys.executable, "-m", "training.main", *flags], cwd=REPO_ROOT,
-                          env=python_env(), capture_output=True, text=True, timeout=timeout,
-                          **kwargs)
+                          env={**python_env(backend), **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def h5_arrays(path):
+    """Every array of a Keras weights file (model and optimizer), by its path in the file."""
+    import h5py
+
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                     if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def final_weights(model_dir):
+    """The arrays of the checkpoint a run's state.json names."""
+    import json
+
+    state = json.loads((pathlib.Path(model_dir) / "state.json").read_text())
+    return h5_arrays(pathlib.Path(model_dir) / state["weights"])
 
 
 def free_port():

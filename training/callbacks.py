@@ -7,6 +7,8 @@ state.json and a resumed run reads back.
 
 import dataclasses
 import math
+import os
+import tempfile
 import time
 
 import keras
@@ -14,6 +16,7 @@ import numpy as np
 from absl import logging
 
 from cmsc_tf.eval import protocol
+from cmsc_tf.models.model import final_output
 from training import checkpointing
 from training.batch_norm import recalibrate_batch_norm
 
@@ -118,12 +121,8 @@ class BatchNormRecalibration(keras.callbacks.Callback):
 def predict_image(model, x):
     """The model's final prediction for one [H, W] float image, float64 [H, W] clipped to [0, 1]
     (the rule of `training.evaluate`, so validation PSNR and evaluation agree)."""
-    outputs = model(x[None, :, :, None].astype(np.float32), training=False)
-    if isinstance(outputs, dict):
-        outputs = outputs["final"]
-    elif isinstance(outputs, (list, tuple)):
-        outputs = outputs[-1]
-    return np.clip(keras.ops.convert_to_numpy(outputs)[0, :, :, 0].astype(np.float64), 0.0, 1.0)
+    final = final_output(model(x[None, :, :, None].astype(np.float32), training=False))
+    return np.clip(keras.ops.convert_to_numpy(final)[0, :, :, 0].astype(np.float64), 0.0, 1.0)
 
 
 class ValidationPSNR(keras.callbacks.Callback):
@@ -228,6 +227,11 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         if self.is_chief:  # one writer; every worker holds the same weights
             checkpointing.save(self.model, self.model_dir, self.progress.step, epoch,
                                self.keep_epoch_checkpoints, **self.progress.saved())
+        else:
+            # Saving may run collective ops that every worker must join (the
+            # MultiWorkerMirroredStrategy guide): the others save to a scratch folder.
+            with tempfile.TemporaryDirectory() as scratch:
+                self.model.save_weights(os.path.join(scratch, "worker.weights.h5"))
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.progress.step

@@ -21,6 +21,7 @@ from absl import logging
 import cmsc_tf
 from cmsc_tf.eval import protocol
 from cmsc_tf.io import atomic, image_sets
+from cmsc_tf.numerics.degradation import degrade
 from training import callbacks as cb
 from training import checkpointing, distribution, export_lib, optimizers
 from training.data.source import CALIBRATION_STEP, TrainingSource
@@ -71,7 +72,7 @@ def image_summary_crops(images, scale, count, size=96):
     crops = []
     for name, y_uint8 in images[:count]:
         y = protocol.hr_luminance(y_uint8, scale)
-        x = protocol.upscale(protocol.downscale(y, scale), scale)
+        x = degrade(y, scale)
         top, left = max(0, (y.shape[0] - size) // 2), max(0, (y.shape[1] - size) // 2)
         window = (slice(top, top + size), slice(left, left + size))
         crops.append((f"x{scale}/{name}", x[window], y[window]))
@@ -79,7 +80,11 @@ def image_summary_crops(images, scale, count, size=96):
 
 
 def tensorboard_available():
-    return all(importlib.util.find_spec(name) for name in ("tensorflow", "tensorboard"))
+    """Whether TensorBoard summaries can be written (they need tensorflow and tensorboard)."""
+    try:
+        return all(importlib.util.find_spec(name) for name in ("tensorflow", "tensorboard"))
+    except (ImportError, ValueError):  # a broken or blocked installation
+        return False
 
 
 def make_callbacks(config, run, source, val_images, clock):

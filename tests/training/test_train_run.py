@@ -1,0 +1,275 @@
+"""train_lib / training.main on the TensorFlow backend: steps, NaN, kill -9 and resume, budget, settings."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from tests import training_helpers as helpers
+from training import checkpointing, train_lib
+from training.config import TrainConfig
+
+
+def tiny_config(model_dir, **changes):
+    base = dict(
+        model_overrides=dict(num_features=8, num_stages=2, num_modules=1),
+        train_sets=("skimage_train",), val_set="", pipeline="random_crop", patch_size=21,
+        batch_size=4, steps_per_epoch=3, epochs=1, optimizer="adam", learning_rate=1e-3,
+        lr_decay_epochs=(), weight_decay=0.0, clip="none", model_dir=str(model_dir), export_dir="",
+        tensorboard=False, verbose=0, checkpoint_every_steps=0)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def source():
+    return train_lib.load_training_source(tiny_config("unused"))
+
+
+@pytest.mark.parametrize("optimizer, clip", [("sgd", "value"), ("sgd", "global_norm"), ("adam", "none")])
+def test_one_training_step_reduces_the_loss_on_a_fixed_batch(tmp_path, source, optimizer, clip):
+    """The paper's SGD (momentum 0.9, wd 1e-4, clip 0.4 either way; lr 0.01 here) and Adam.
+
+    With He-initialised reconstruction layers the untrained tiny model starts
+    far off (loss ~1e3); the property tested is that the gradient step descends.
+    """
+    config = tiny_config(tmp_path, optimizer=optimizer, clip=clip, clip_threshold=0.4,
+                         learning_rate=0.01 if optimizer == "sgd" else 1e-3, weight_decay=1e-4)
+    keras.utils.set_random_seed(0)
+    x, y = source.batch(0)
+    model = train_lib.build_and_compile(config)
+
+    def loss():  # training-mode loss (batch statistics), as the step sees it
+        return float(model.compute_loss(x, y, model(x, training=True), training=True))
+
+    before = loss()
+    model.train_on_batch(x, y)
+    assert np.isfinite(before) and loss() < before
+
+
+@pytest.mark.parametrize("every_steps", [0, 1])
+def test_nan_loss_stops_with_a_clear_error(tmp_path, every_steps):
+    """With a checkpoint after every batch too: the loss logged for a batch is the
+    one before its update, so the weights can already be inf while it is finite;
+    no such checkpoint may be written."""
+    # lr 1e38 overflows the weights to inf in the first update, whose logged
+    # loss (computed before the update) is still finite.
+    config = tiny_config(tmp_path, optimizer="sgd", learning_rate=1e38, steps_per_epoch=6, epochs=2,
+                         checkpoint_every_steps=every_steps)
+    with pytest.raises(train_lib.TrainingError, match=r"NaN/inf at step \d+; training stopped\. "
+                                                      r"No checkpoint was written"):
+        train_lib.run(config)
+    for path in tmp_path.glob("ckpt-*"):  # every checkpoint written holds finite weights only
+        model = train_lib.build_and_compile(config)
+        model.load_weights(str(path))
+        assert all(np.isfinite(w).all() for w in model.get_weights()), path
+
+
+def _poll_state(model_dir, process, steps_per_epoch, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            state = json.loads((model_dir / "state.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            state = None
+        if state and state["step"] > steps_per_epoch and state["step"] % steps_per_epoch:
+            return state
+        time.sleep(0.01)
+    return None
+
+
+def test_sigkill_mid_epoch_then_restart_equals_an_uninterrupted_run(tmp_path):
+    model_dir = tmp_path / "run"
+    epochs, steps = 3, 12
+    flags = helpers.tiny_flags(model_dir, epochs=epochs, steps_per_epoch=steps, checkpoint_every_steps=3)
+    process = subprocess.Popen([sys.executable, "-m", "training.main", *flags],
+                               cwd=helpers.REPO_ROOT, env=helpers.python_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        seen = _poll_state(model_dir, process, steps, timeout=180)
+        assert seen is not None, "the run ended or stalled before a mid-epoch checkpoint"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    state = json.loads((model_dir / "state.json").read_text())
+    assert (model_dir / state["weights"]).exists()
+    assert steps < state["step"] < epochs * steps and state["step"] % steps
+    logged_before = [row["epoch"] for row in csv.DictReader(open(model_dir / "training_log.csv"))]
+    assert logged_before == [str(e) for e in range(1, state["step"] // steps + 1)]
+
+    result = helpers.run_main(flags, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resuming from {state['weights']} at step {state['step']}" in result.stderr
+    summary = json.loads((model_dir / "summary.json").read_text())
+    assert summary["step"] == epochs * steps
+    log = list(csv.DictReader(open(model_dir / "training_log.csv")))
+    assert [row["epoch"] for row in log] == [str(e) for e in range(1, epochs + 1)]  # each epoch once
+    assert [row["step"] for row in log] == [str(e * steps) for e in range(1, epochs + 1)]
+    assert checkpointing.read_state(model_dir)["step"] == epochs * steps
+    # The resolved flags sit next to the checkpoints and reproduce the run's settings.
+    written = (model_dir / "flags.txt").read_text().splitlines()
+    assert f"--model_dir={model_dir}" in written and f"--epochs={epochs}" in written
+
+    # The killed-and-resumed run trained exactly the batches of an uninterrupted one:
+    # the same weights and optimizer state (iterations, moments).
+    straight_dir = tmp_path / "straight"
+    result = helpers.run_main(helpers.tiny_flags(straight_dir, epochs=epochs, steps_per_epoch=steps,
+                                                 checkpoint_every_steps=3), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed, straight = helpers.final_weights(model_dir), helpers.final_weights(straight_dir)
+    assert resumed.keys() == straight.keys() and any("optimizer" in k for k in resumed)
+    for name in resumed:
+        np.testing.assert_allclose(resumed[name], straight[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_batch_norm_recalibration_makes_inference_match_training_mode(tmp_path, source):
+    """Calibrated on one batch, BN's moving statistics are that batch's statistics,
+    so inference mode reproduces training mode on it; before, it did not."""
+    from training.batch_norm import recalibrate_batch_norm
+
+    keras.utils.set_random_seed(1)
+    x, y = source.batch(0)
+    model = train_lib.build_and_compile(tiny_config(tmp_path))
+    for _ in range(3):
+        model.train_on_batch(x, y)
+
+    def gap():
+        train = keras.ops.convert_to_numpy(model(x, training=True)[-1])
+        infer = keras.ops.convert_to_numpy(model(x, training=False)[-1])
+        return np.abs(train - infer).max()
+
+    assert gap() > 1e-2
+    weights = [w.copy() for w in model.get_weights()]
+    # Every BN layer, nested ones included (docs/model.md): feature extraction 1, and per stage
+    # (S = 2) the entry unit 1 + per MSC module (M = 1) two branches of conv-BN-act-conv-BN, 4.
+    assert recalibrate_batch_norm(model, [(x, y)]) == 1 + 2 * (1 + 1 * 4)
+    assert gap() < 1e-4
+    trainable = {id(v) for v in model.trainable_variables}  # only BN statistics changed
+    for before, variable in zip(weights, model.weights):
+        if id(variable) in trainable:
+            np.testing.assert_array_equal(before, keras.ops.convert_to_numpy(variable))
+
+
+def test_loss_pixel_reduction_reaches_the_compiled_loss(tmp_path):
+    """`mean` is Eq. 8's loss divided by the patch area (21 x 21 here)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(2, 21, 21, 1)).astype(np.float32)
+    y = rng.uniform(size=(2, 21, 21, 1)).astype(np.float32)
+    losses = {}
+    for reduction in ("sum", "mean"):
+        keras.utils.set_random_seed(0)
+        model = train_lib.build_and_compile(tiny_config(tmp_path, loss_pixel_reduction=reduction))
+        losses[reduction] = float(model.compute_loss(x, y, model(x, training=False)))
+    assert losses["mean"] == pytest.approx(losses["sum"] / (21 * 21), rel=1e-5)
+
+
+def test_scale_loss_weights_multiply_each_pairs_term_of_eq8(tmp_path):
+    """Keras's loss with the source's sample weights equals Eq. 8 weighted per pair by hand."""
+    config = tiny_config(tmp_path, scales=(2, 4), scale_loss_weights={2: 3.0, 4: 0.5})
+    weighted = train_lib.load_training_source(config)
+    x, y, w = weighted.batch(0)
+    keras.utils.set_random_seed(0)
+    model = train_lib.build_and_compile(config)
+    outputs = model(x, training=False)
+    terms = [0.5 * np.sum((keras.ops.convert_to_numpy(o) - y) ** 2, axis=(1, 2, 3)) for o in outputs]
+    alpha = 2 / (2 + 2)  # S = 2
+    per_pair = (1 - alpha) / 2 * (terms[0] + terms[1]) + alpha * terms[2]
+    expected = np.mean(per_pair * w)
+    got = float(model.compute_loss(x, y, outputs, sample_weight=w))
+    assert got == pytest.approx(expected, rel=1e-4)
+    assert sorted(set(w)) == [0.5, 3.0]
+
+
+def test_mixed_precision_run_trains_and_leaves_the_global_policy_alone(tmp_path):
+    config = tiny_config(tmp_path, precision="mixed_bfloat16")
+    before = keras.mixed_precision.dtype_policy().name
+    summary, model = train_lib.run(config)
+    assert keras.mixed_precision.dtype_policy().name == before
+    assert summary["step"] == config.steps_per_epoch
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == config.steps_per_epoch
+    # Computation in bfloat16, variables and outputs in float32 (outputs feed the loss).
+    assert model.get_layer("feature_extraction").compute_dtype == "bfloat16"
+    assert all(w.dtype == "float32" for w in model.trainable_weights)
+    assert all(o.dtype == "float32" for o in model(np.zeros((1, 9, 9, 1), np.float32)))
+
+
+class FakeClock:
+    """Seconds that advance by `tick` at every reading: the run's time is its number of readings."""
+
+    def __init__(self, tick):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self):
+        self.now += self.tick
+        return self.now
+
+
+def test_time_budget_stops_at_an_epoch_end_records_the_decay_and_carries_over(tmp_path):
+    """Every clock reading costs 1 s: per epoch of 3 steps the budget sees 4 s (3 batch
+    ends + the epoch end after the epoch begin's reading). Budget 14 s: after 3 epochs
+    (12 s) the next would end at 16 s > 14 s, so it stops at step 9; the decay fraction
+    0.5 (7 s) is passed at epoch 2's end (8 s), so the rate decays from epoch index 2."""
+    config = tiny_config(tmp_path, epochs=20, time_budget_s=14, decay_at_budget_fraction=0.5,
+                         learning_rate=1e-3, lr_decay_factor=0.1)
+    summary, model = train_lib.run(config, clock=FakeClock(1.0))
+    assert summary["step"] == 9 and summary["stopped_by_budget"]
+    assert summary["seconds"] == 12 and summary["budget_decay_epoch"] == 2
+    rates = [float(row["learning_rate"]) for row in csv.DictReader(open(tmp_path / "training_log.csv"))]
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-4])
+    # A rerun with the budget spent trains nothing; a larger budget goes on with the decay kept.
+    summary, _ = train_lib.run(config, clock=FakeClock(1.0))
+    assert summary["step"] == 9
+    summary, _ = train_lib.run(TrainConfig(**{**config.__dict__, "time_budget_s": 22}),
+                               clock=FakeClock(1.0))
+    assert summary["step"] == 15 and summary["seconds"] == 20 and summary["budget_decay_epoch"] == 2
+    rates = [float(row["learning_rate"]) for row in csv.DictReader(open(tmp_path / "training_log.csv"))]
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4, 1e-4])
+
+
+def test_learning_rate_decays_at_the_listed_epochs_and_the_budget_epoch():
+    config = TrainConfig(learning_rate=0.1, lr_decay_epochs=(10, 20), lr_decay_factor=0.1)
+    assert [config.learning_rate_at(e) for e in (0, 9, 10, 19, 20, 49)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    assert config.learning_rate_at(12, budget_decay_epoch=12) == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"learning_rate": float("inf")}, "learning_rate must be a finite number > 0, got inf"),
+    ({"pipeline": "random_crop", "steps_per_epoch": 0}, "random_crop pipeline needs steps_per_epoch"),
+    ({"decay_at_budget_fraction": 0.5}, "decay_at_budget_fraction needs time_budget_s"),
+    ({"scales": (2, 3), "scale_loss_weights": {2: 1.0}}, r"no weight for scale\(s\) \[3\]"),
+    ({"clip": "elementwise"}, "clip must be one of"),
+    ({"strategy": "parameter_server"}, "strategy must be one of"),
+    ({"train_sets": ("t91",), "data_dir": "/nonexistent/datasets"}, "/nonexistent/datasets"),
+])
+def test_bad_settings_are_refused_before_any_training(tmp_path, changes, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        train_lib.run(tiny_config(tmp_path / "run", **changes))
+    assert not (tmp_path / "run" / "state.json").exists()
+
+
+def test_a_model_dir_that_cannot_be_created_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = helpers.run_main(helpers.tiny_flags(tmp_path / "file" / "run"), timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --model_dir=")
+    assert "Traceback" not in result.stderr
+
+
+def test_state_files_of_the_earlier_trainers_resume_at_their_global_step(tmp_path):
+    """training.main's {"epoch", "step" within it} and jax_main's "steps_done"."""
+    (tmp_path / "ckpt-e0008-s000100.weights.h5").write_text("")
+    (tmp_path / "state.json").write_text(json.dumps(
+        {"epoch": 8, "step": 100, "weights": "ckpt-e0008-s000100.weights.h5", "steps_per_epoch": 500}))
+    assert checkpointing.read_state(tmp_path)["step"] == 8 * 500 + 100
+    (tmp_path / "state.json").write_text(json.dumps(
+        {"epoch": 46, "step": 0, "steps_done": 15500, "weights": "ckpt-e0008-s000100.weights.h5"}))
+    assert checkpointing.read_state(tmp_path, steps_per_epoch=250)["step"] == 15500
