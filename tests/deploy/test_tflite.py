@@ -8,7 +8,6 @@ import cmsc_tf
 from cmsc_tf.deploy import tflite
 from cmsc_tf.numerics.color import luminance
 from cmsc_tf.numerics import degradation
-from cmsc_tf.numerics.imresize_np import imresize_np
 from cmsc_tf.eval.metrics import psnr
 from cmsc_tf.deploy.upscaler import Upscaler
 
