@@ -1,7 +1,7 @@
 """Table III of Hu et al. (2018): the published scores, and a table that puts ours beside them.
 
 The numbers are the paper's (``../shared/paper/cmsc_paper.txt``, Table III:
-mean PSNR / SSIM / IFC on the luminance channel; ``tests/test_paper_table3.py``
+mean PSNR / SSIM / IFC on the luminance channel; ``tests/eval/test_paper_table3.py``
 checks every entry against that text). Our measurements come from
 ``python -m training.evaluate --output_json=...`` or
 :func:`cmsc_tf.eval.benchmark.evaluate`; :func:`comparison_table` renders both in

@@ -68,7 +68,7 @@ class LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             description=self.DESCRIPTION,
         )
 
-    def _examples(self, set_name, data_dir=None):
+    def _generate_examples(self, set_name, data_dir=None):
         for name, array in image_sets.read_set(set_name, data_dir):
             image, grayscale = as_rgb_uint8(array)
             yield name, {"image": image, "grayscale": grayscale, "name": name}
@@ -95,7 +95,7 @@ class SrFolder(LocalBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         config = self.builder_config
-        return {config.split: self._examples(config.name, dl_manager.manual_dir)}
+        return {config.split: self._generate_examples(config.name, dl_manager.manual_dir)}
 
 
 class SkimagePhotos(LocalBuilder, skip_registration=True):
@@ -108,7 +108,7 @@ class SkimagePhotos(LocalBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         del dl_manager  # nothing to download: the images ship with scikit-image
-        return {split: self._examples(set_name) for split, set_name in self.SPLITS.items()}
+        return {split: self._generate_examples(set_name) for split, set_name in self.SPLITS.items()}
 
 
 def _builder(set_name, data_dir, tfds_dir):

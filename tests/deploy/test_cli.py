@@ -13,7 +13,7 @@ import pytest
 from cmsc_tf.deploy import cli, loader
 from deploy_models import random_rgb, small_cmsc
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def zero_width_png():

@@ -16,7 +16,7 @@ from cmsc_tf.numerics.imresize_np import imresize_np
 from cmsc_tf.deploy.upscaler import Upscaler
 from deploy_models import random_rgb, small_cmsc
 
-DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "serving.md"
+DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "serving.md"
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def test_committed_vdsr_savedmodel_is_the_public_vdsr(shared_dir):
     """savedmodels/vdsr/1 (in the repository) reproduces build_model('vdsr') with the public weights."""
     import cmsc_tf
 
-    committed = pathlib.Path(__file__).resolve().parents[1] / "savedmodels" / "vdsr" / "1"
+    committed = pathlib.Path(__file__).resolve().parents[2] / "savedmodels" / "vdsr" / "1"
     model = cmsc_tf.load_vdsr_weights(
         cmsc_tf.build_model("vdsr"), str(shared_dir / "reference_models" / "vdsr_291_x234.npz")
     )

@@ -15,7 +15,7 @@ from cmsc_tf.eval import benchmark, paper_table3, protocol
 from cmsc_tf.io.images import read_image
 from cmsc_tf.numerics import degradation
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 SAVEDMODELS = REPO / "savedmodels"
 SCALES = (2, 3, 4)
 

@@ -7,7 +7,7 @@ import skimage.data
 import cmsc_tf
 from cmsc_tf.deploy import tflite
 from cmsc_tf.numerics.color import luminance
-from cmsc_tf.numerics.imresize_np import imresize_np
+from cmsc_tf.numerics import degradation
 from cmsc_tf.eval.metrics import psnr
 from cmsc_tf.deploy.upscaler import Upscaler
 
@@ -31,7 +31,7 @@ def inputs():
     """Two network inputs of different sizes, made as the evaluation protocol does (x2)."""
     y = luminance(skimage.data.astronaut()).astype(np.float64) / 255
     crops = [y[100:156, 180:228], y[300:338, 40:102]]  # 56 x 48 and 38 x 62
-    return [imresize_np(imresize_np(c, 0.5), 2.0).astype(np.float32)[..., None] for c in crops]
+    return [degradation.degrade(c, 2).astype(np.float32)[..., None] for c in crops]
 
 
 @pytest.mark.parametrize("variant", tflite.VARIANTS)

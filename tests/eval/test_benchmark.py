@@ -17,7 +17,7 @@ from cmsc_tf.deploy import loader
 from cmsc_tf.eval import benchmark, protocol
 from cmsc_tf.io import image_sets
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # Table III of the paper, Bicubic rows (Set5 and BSD100 also in protocol.md):
 # (set, scale) -> (PSNR, SSIM, IFC).
@@ -229,7 +229,7 @@ def test_cli_usage_errors_are_one_line_messages(tmp_path):
 
 def test_saved_model_base_folder_resolves_to_its_newest_version():
     """`savedmodels/vdsr` (TF-Serving's base path) names the same model as `savedmodels/vdsr/1`."""
-    base = pathlib.Path(__file__).resolve().parents[1] / "savedmodels" / "vdsr"
+    base = REPO_ROOT / "savedmodels" / "vdsr"
     x = np.random.default_rng(0).uniform(size=(12, 9))
     np.testing.assert_array_equal(loader.load_predictor(str(base))(x),
                                   loader.load_predictor(str(base / "1"))(x))
