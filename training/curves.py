@@ -8,7 +8,9 @@ import json
 import pathlib
 
 
-# Where a run's per-epoch metrics are: the trainer's log, then training.sidecar_eval's.
+# Where a run's per-epoch metrics are: the trainer's log, then the log of the
+# evaluator that once ran beside a trainer without validation (it is kept in
+# checkpoints/cmsc_compact_phase3/, the shipped model's curve).
 LOG_FILES = ("training_log.csv", "sidecar_log.csv")
 
 
@@ -30,10 +32,9 @@ def read_curve(model_dir, metric):
     """[(step, value)] of `metric` after each epoch (or scored checkpoint) of the run in `model_dir`.
 
     The metric is read from the run's `training_log.csv`, or, where that has
-    no such column, from its `sidecar_log.csv` (`training.sidecar_eval`).
-    The step is the log's `step` column where it has one (training.jax_main,
-    which counts steps across phases, and the sidecar log), else
-    (epoch + 1) x steps per epoch.
+    no such column, from its `sidecar_log.csv`. The step is the log's `step`
+    column where it has one (every log of training.main now), else, in logs of
+    the earlier trainer, (epoch + 1) x steps per epoch.
     """
     model_dir = pathlib.Path(model_dir)
     logs = {name: _rows(model_dir / name) for name in LOG_FILES if (model_dir / name).is_file()}
@@ -48,7 +49,7 @@ def read_curve(model_dir, metric):
     _, rows = found[0]
     if rows and "step" in rows[0]:
         return [(int(row["step"]), float(row[metric])) for row in rows]
-    # training.main's state.json holds the resolved count (config.json says 0 for "one paper epoch").
+    # The earlier trainer's state.json holds the resolved count (config.json says 0 for "one paper epoch").
     state = model_dir / "state.json"
     steps_per_epoch = json.loads(state.read_text()).get("steps_per_epoch") if state.is_file() else None
     steps_per_epoch = steps_per_epoch or json.loads(config.read_text()).get("steps_per_epoch")

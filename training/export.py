@@ -6,11 +6,12 @@ Usage (from the repository root):
         --export_dir=savedmodels/cmsc_compact --formats=tflite_float16
     python -m training.export --keras_model=savedmodels/cmsc_full.keras \\
         --export_dir=runs/export/cmsc_full --formats=tflite_float16
-    python -m training.export --model_dir=runs/cmsc_compact_phase3 \\
-        --weights=sidecar/step00010000.weights.h5 --export_dir=runs/export/step10000
+    python -m training.export --model_dir=runs/cmsc \\
+        --weights=ckpt-e0010-s000231590.weights.h5 --export_dir=runs/export/epoch10
 
-Training exports by itself when it finishes; this exports a run that is still
-going, was stopped, or trained elsewhere (a GPU machine), or adds a format.
+Training exports by itself when it finishes (on a backend other than
+TensorFlow, the .keras file only); this exports a run that is still going,
+was stopped, or trained elsewhere (a GPU machine with JAX), or adds a format.
 The model is rebuilt from the run's config.json (variant and overrides).
 Formats: keras (`<export_dir>.keras`), saved_model (`<export_dir>/<next
 version>/`, TF-Serving layout), tflite_float16 (`<export_dir>_float16.tflite`).
@@ -24,7 +25,7 @@ FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model_dir", None, "Run folder of training.main (state.json, config.json).")
 flags.DEFINE_string("weights", None, "With --model_dir: this weights file of the run instead of its latest "
-                    "(e.g. one kept by training.sidecar_eval --keep_checkpoints).")
+                    "(e.g. the checkpoint of an earlier epoch, kept by --keep_epoch_checkpoints).")
 flags.DEFINE_string("keras_model", None, "A .keras model to export instead of a run (needs --export_dir).")
 flags.DEFINE_string("export_dir", None, "Export base path (default: the run's --export_dir).")
 flags.DEFINE_list("formats", ["keras", "saved_model", "tflite_float16"], "What to write.")
@@ -40,12 +41,12 @@ def main(argv):
     if FLAGS.keras_model and not FLAGS.export_dir:
         raise app.UsageError("--keras_model needs --export_dir")
     try:
-        from training import train_lib
+        from training import export_lib
 
         if FLAGS.keras_model:
-            written = train_lib.export_keras_file(FLAGS.keras_model, FLAGS.export_dir, FLAGS.formats)
+            written = export_lib.export_keras_file(FLAGS.keras_model, FLAGS.export_dir, FLAGS.formats)
         else:
-            written = train_lib.export_checkpoint(FLAGS.model_dir, FLAGS.export_dir, FLAGS.formats,
+            written = export_lib.export_checkpoint(FLAGS.model_dir, FLAGS.export_dir, FLAGS.formats,
                                                    FLAGS.weights)
     except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")

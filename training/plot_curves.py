@@ -7,9 +7,9 @@ Usage (from the repository root):
     python -m training.plot_curves --runs=compact=checkpoints/cmsc_compact \\
         --metric=val_psnr_x2,val_psnr_x3,val_psnr_x4 --out=docs/compact_curve.png
 
-Each run folder is a `--model_dir` of `training.main` or `training.jax_main`:
-its `training_log.csv` (or, for a column it lacks, the `sidecar_log.csv` of
-`training.sidecar_eval`) gives the metric per epoch, and its step column or
+Each run folder is a `--model_dir` of `training.main`: its `training_log.csv`
+(or, for a column it lacks, a `sidecar_log.csv` of the shipped phase-3 run)
+gives the metric per epoch, and its step column or
 `state.json` the step, so the x axis is the training step (equal-budget
 comparisons line up).
 """

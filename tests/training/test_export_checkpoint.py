@@ -11,7 +11,7 @@ import pytest
 import cmsc_tf
 from tests import training_helpers as helpers
 from training import checkpointing
-from training.train_lib import export_checkpoint
+from training.export_lib import export_checkpoint
 from training.flag_values import parse_overrides
 
 
@@ -23,7 +23,7 @@ def make_run(model_dir):
     rng = np.random.default_rng(0)
     x = rng.random((4, 21, 21, 1)).astype(np.float32)
     model.fit(x, x + 0.05 * rng.standard_normal(x.shape).astype(np.float32), epochs=1, verbose=0)
-    checkpointing.save(model, model_dir, epoch=1, step=0)
+    checkpointing.save(model, model_dir, step=1, epoch=1)
     config = {"variant": "cmsc", "model_overrides": overrides, "export_dir": ""}
     (model_dir / "config.json").write_text(json.dumps(config))
     return model
