@@ -39,6 +39,7 @@ setup(
             "nbclient>=0.10,<1",
             "nbformat>=5.9,<6",
             "ipykernel>=6.29,<8",
+            "psutil>=5.9,<8",  # tests/test_notebooks.py: processes a notebook leaves behind
             "matplotlib>=3.8,<4",
             "jax>=0.10,<0.12",
         ],

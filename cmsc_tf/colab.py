@@ -9,6 +9,9 @@
   output streamed into the notebook as it comes, raising on failure, so a
   notebook runs the same commands a user types in a shell and a failing
   command stops the notebook (IPython's ``!cmd`` would carry on).
+* :func:`start_tensorboard`: TensorBoard served from the notebook's own
+  kernel (outside Colab), so it stops with the kernel; ``%tensorboard`` would
+  leave a server process running after the kernel is gone.
 """
 
 import codecs
@@ -16,9 +19,12 @@ import os
 import pathlib
 import subprocess
 import sys
+import urllib.parse
 
 # Relative to the repository root, the working directory of the notebooks.
 SHARED_DATASETS = "../shared/datasets"
+# Log folder -> URL of the TensorBoard this process serves for it.
+_tensorboards = {}
 
 
 def in_colab():
@@ -62,3 +68,35 @@ def run_module(module, args=(), out=None, env=None):
     if returncode:
         raise subprocess.CalledProcessError(returncode, command, output=output)
     return output
+
+
+def start_tensorboard(logdir, height=800):
+    """Serves TensorBoard on ``logdir`` from a thread of this process; returns its URL.
+
+    Unlike ``%tensorboard``, which starts a detached ``tensorboard`` process
+    that outlives the kernel, this server lives and dies with the calling
+    process (a notebook's kernel): its thread is a daemon, and the data server
+    TensorBoard may start (``tensorboard_data_server --die-after-stdin``)
+    exits when this process does, however it ends. It listens on localhost
+    (6006 or the next free port); in a notebook the page is also shown inline.
+    A second call for the same folder reuses the server.
+    """
+    logdir = str(pathlib.Path(logdir).resolve())
+    if logdir not in _tensorboards:
+        from tensorboard import program
+
+        board = program.TensorBoard()
+        board.configure(logdir=logdir)
+        _tensorboards[logdir] = board.launch()
+    url = _tensorboards[logdir]
+    print(f"TensorBoard at {url} for {logdir}; served by this kernel, it stops when the kernel does.")
+    try:
+        import IPython
+
+        if IPython.get_ipython() is not None:
+            from tensorboard import notebook
+
+            notebook.display(port=urllib.parse.urlparse(url).port, height=height)
+    except ImportError:
+        pass
+    return url

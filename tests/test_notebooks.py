@@ -3,9 +3,12 @@
 The slow tests execute every notebook with nbclient on the CPU, from the
 repository root, with small sizes put into its parameter cell, and fail on
 any cell error. A cell appended after the notebook's own then checks what
-the notebook produced.
+the notebook produced. Every process the kernel started must have ended with
+the kernel (:func:`_no_leftover_processes`): a notebook that leaves, say, a
+TensorBoard server behind fails its test, and the test ends those processes.
 """
 
+import contextlib
 import json
 import pathlib
 import sys
@@ -17,6 +20,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("upscale_quickstart", "train_cmsc", "reproduce_table3")
 # Per notebook, on 2 CPU cores; generous against a shared machine.
 CELL_TIMEOUT_S = 300
+# How long the killed kernel may take to go, and then its children to exit by themselves.
+KERNEL_EXIT_S = 30
+EXIT_GRACE_S = 10
 
 
 def _load(name):
@@ -78,14 +84,77 @@ def _execute(name, parameters, checks, kernel_manager_factory):
         f"{key} = {value!r}" for key, value in parameters.items()
     )
     notebook.cells.append(nbformat.v4.new_code_cell(checks))
-    client = nbclient.NotebookClient(
-        notebook,
-        km=kernel_manager_factory(),
-        timeout=CELL_TIMEOUT_S,
-        resources={"metadata": {"path": str(REPO_ROOT)}},
-    )
-    client.execute()  # raises CellExecutionError on any cell error
+    km = kernel_manager_factory()
+    with _no_leftover_processes(km) as collect:
+        client = nbclient.NotebookClient(
+            notebook,
+            km=km,
+            timeout=CELL_TIMEOUT_S,
+            resources={"metadata": {"path": str(REPO_ROOT)}},
+            on_cell_executed=collect,  # after each cell, while the kernel still runs
+        )
+        client.execute()  # raises CellExecutionError on any cell error
     return notebook
+
+
+@contextlib.contextmanager
+def _no_leftover_processes(km):
+    """Ends the kernel of ``km`` after the block; fails if a process it started outlives it.
+
+    Yields ``collect``, to be called while the kernel runs (nbclient's
+    ``on_cell_executed`` hook): it records the kernel's descendants as they are
+    then (a detached server such as ``%tensorboard``'s is still the kernel's
+    child at that point). After the block, also when it raised, the kernel
+    process alone is killed, as when it crashes, is killed for memory or loses
+    its parent (how the suite's kernels used to end, at pytest's exit): what a
+    notebook starts must end with its kernel without the kernel's help (a
+    graceful shutdown would have ipykernel terminate its process group, and
+    hide the leftovers). The recorded processes get ``EXIT_GRACE_S`` to exit;
+    the survivors are terminated, then killed, and the test fails naming them.
+    """
+    import psutil  # in the test extra: the check must not be skipped
+
+    started = {}  # pid -> psutil.Process, which also tells a reused pid apart
+
+    def collect(**_):
+        try:
+            kernel = psutil.Process(km.provisioner.pid)
+            descendants = kernel.children(recursive=True)
+        except (AttributeError, psutil.NoSuchProcess):  # no kernel (yet, any more)
+            return
+        for process in descendants:
+            started.setdefault(process.pid, process)
+
+    def alive(processes):
+        def running(process):
+            try:
+                return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return False
+        return [p for p in processes if running(p)]
+
+    leftovers = []
+    try:
+        yield collect
+    finally:
+        collect()
+        kernel = km.provisioner.process if km.has_kernel else None
+        if kernel is not None:
+            kernel.kill()  # the kernel process only, not its process group
+            kernel.wait(timeout=KERNEL_EXIT_S)
+        processes = list(started.values())
+        psutil.wait_procs(alive(processes), timeout=EXIT_GRACE_S)
+        for process in alive(processes):
+            with contextlib.suppress(psutil.Error):
+                leftovers.append(f"{process.pid}: {' '.join(process.cmdline())[:200]}")
+                process.terminate()
+        _, survivors = psutil.wait_procs(alive(processes), timeout=5)
+        for process in survivors:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)  # jupyter_client's bookkeeping: connection file, ports
+    assert not leftovers, "processes started by the notebook outlived its kernel:\n" + "\n".join(leftovers)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """What the notebooks rely on: model choice, data folder, streamed scripts, strategy choice."""
 
 import io
+import json
 import subprocess
 import sys
 
@@ -102,3 +103,38 @@ def test_strategy_flags(tmp_path):
     expected = "--strategy=mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "--strategy=default"
     if not any(runtime.pathlib.Path(p).exists() for p in runtime.TPU_VM_DEVICE_FILES):
         assert runtime.strategy_flags(environ={}) == [expected]
+
+
+def test_start_tensorboard_serves_and_ends_with_its_process(tmp_path):
+    # In a child process standing in for a notebook kernel: the server must go when it dies,
+    # even killed (no atexit handler runs).
+    pytest.importorskip("tensorboard")
+    psutil = pytest.importorskip("psutil")
+    script = f"""
+import json, os, urllib.request
+import psutil
+from cmsc_tf import colab
+url = colab.start_tensorboard({str(tmp_path / "logs")!r})
+assert colab.start_tensorboard({str(tmp_path / "logs")!r}) == url  # reused, not a second server
+logdir = json.load(urllib.request.urlopen(url + "data/logdir", timeout=30))["logdir"]
+children = [p.pid for p in psutil.Process().children(recursive=True)]
+print("RESULT", json.dumps([url, logdir, children]), flush=True)
+os.kill(os.getpid(), 9)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
+    assert result.returncode == -9, result.stderr
+    line = [x for x in result.stdout.splitlines() if x.startswith("RESULT ")][0]
+    url, logdir, children = json.loads(line[len("RESULT "):])
+    assert url.startswith("http://localhost:")
+    assert logdir == str((tmp_path / "logs").resolve())
+    processes = []
+    for pid in children:
+        try:
+            processes.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass  # already gone
+    _, alive = psutil.wait_procs(processes, timeout=10)  # e.g. the data server, --die-after-stdin
+    for process in alive:
+        process.kill()
+    assert not alive, [p.cmdline() for p in alive]
