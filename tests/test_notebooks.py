@@ -209,8 +209,7 @@ assert full_flags[:2] == ["--flagfile=cmsc.flags", "--strategy=default"], full_f
     _execute(
         "train_cmsc",
         {"QUICK_OVERRIDES": ["--epochs=1", "--steps_per_epoch=5", "--val_scales=2", "--val_max_images=1",
-                             "--image_summaries=0", "--bn_recalibration_batches=2",
-                             f"--tfds_dir={tmp_path / 'tfds'}"],
+                             "--image_summaries=0", "--bn_recalibration_batches=2"],
          "WORK_DIR": str(work), "EVAL_DATASETS": ["Set5"], "EVAL_SCALES": [2]},
         checks,
         kernel_manager_factory,

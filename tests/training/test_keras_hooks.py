@@ -1,0 +1,60 @@
+"""The private Keras hooks of training/keras_hooks.py, pinned: each test fails when Keras changes one.
+
+The end-to-end checks are elsewhere (BN recalibration in test_train_run.py, clipping on
+2 replicas and the multi-worker fit in test_distributed.py); these name the hook that moved.
+"""
+
+import inspect
+
+import keras
+import numpy as np
+
+import cmsc_tf
+from training import keras_hooks, optimizers
+
+
+def test_all_layers_reaches_the_batch_norm_inside_the_cmsc_layers():
+    model = cmsc_tf.build_model("cmsc", num_features=8, num_stages=2, num_modules=1)
+    layers = keras_hooks.all_layers(model)
+    assert model not in layers
+    batch_norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+    # docs/model.md: feature extraction 1, per stage the entry unit 1 + 4 per MSC module.
+    assert len(batch_norms) == 1 + 2 * (1 + 4)
+    assert not [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def test_the_optimizer_clips_through_the_overridden_hook():
+    assert list(inspect.signature(keras.optimizers.Optimizer._clip_gradients).parameters) == ["self", "grads"]
+    calls = []
+
+    class Recording(keras.optimizers.SGD):
+        def _clip_gradients(self, grads):
+            calls.append(len(grads))
+            return super()._clip_gradients(grads)
+
+    variable = keras.Variable(np.zeros(3, np.float32))
+    optimizer = Recording(1.0, clipvalue=0.4)
+    optimizer.apply_gradients([(keras.ops.convert_to_tensor(np.array([2.0, -0.1, -5.0], np.float32)),
+                                variable)])
+    assert calls == [1]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), [-0.4, 0.1, 0.4])
+
+
+def test_several_replicas_get_the_clip_after_all_reduce_optimizer():
+    one = optimizers.make_optimizer("sgd", 0.1, clip="value", replicas=1)
+    two = optimizers.make_optimizer("sgd", 0.1, clip="value", replicas=2)
+    assert not isinstance(one, keras_hooks.ClipAfterAllReduce)
+    assert isinstance(two, keras_hooks.ClipAfterAllReduce) and isinstance(two, keras.optimizers.SGD)
+    assert two.clipvalue == 0.4 and two.momentum == 0.9
+    assert optimizers.make_optimizer("adam", 1e-3, clip="global_norm", clip_threshold=2.0).global_clipnorm == 2.0
+
+
+def test_the_symbolic_build_hooks_of_the_multi_worker_fit_exist():
+    build = inspect.signature(keras.Model._symbolic_build).parameters
+    assert "data_batch" in build
+    assert set(inspect.signature(keras.Model._maybe_symbolic_build).parameters) >= {"iterator", "data_batch"}
+    model = cmsc_tf.build_model("cmsc", num_features=4, num_stages=1, num_modules=1)
+    model.compile("adam", **cmsc_tf.cascade_loss(model))
+    shape = (2, 9, 9, 1)
+    model._symbolic_build(data_batch=(np.zeros(shape, np.float32), np.zeros(shape, np.float32)))
+    assert model.built and model.compiled_loss is not None
