@@ -13,8 +13,8 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.18,<2.22",
-        # training/ relies on three private Keras hooks checked against 3.15
-        # (docs/training.md); widen once a newer Keras is tested.
+        # training/keras_hooks.py uses three private Keras hooks, each pinned by
+        # tests/training/test_keras_hooks.py; widen once they pass on a newer Keras.
         "keras>=3.15,<3.16",
         "tensorflow-datasets>=4.9.7,<5",
         "numpy>=1.26,<3",
@@ -30,7 +30,8 @@ setup(
     extras_require={
         "serving": ["tensorflow-serving-api>=2.18,<2.22"],
         "plots": ["matplotlib>=3.8,<4"],
-        # training.jax_main: train on GPU machines that have JAX but no TensorFlow.
+        # training.main with KERAS_BACKEND=jax (e.g. a GPU host without TensorFlow,
+        # where Keras, JAX and the non-TensorFlow requirements suffice; docs/training.md).
         "jax": ["jax>=0.10,<0.12"],
         "test": [
             "pytest>=8,<10",

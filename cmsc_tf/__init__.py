@@ -1,8 +1,9 @@
 """cmsc-tf: the Cascaded Multi-Scale Cross network (Hu et al. 2018) in Keras 3.
 
 The model, its layers and its loss need Keras alone, so they import (and
-register their Keras classes) on any Keras backend: `training.jax_lib` trains
-them with JAX on machines without TensorFlow. The other names below load on
+register their Keras classes) on any Keras backend: `training.main` trains
+them with JAX on machines without TensorFlow, fed by its NumPy source
+(`training.data.source`). The other names below load on
 first use: most need TensorFlow (image operations, export, `Upscaler`) or
 pyrtools (metrics); `imresize_np` needs NumPy only.
 """

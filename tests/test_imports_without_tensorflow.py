@@ -1,6 +1,6 @@
 """`cmsc_tf`, the model, the NumPy numerics and the image sets import on a machine without TensorFlow.
 
-The JAX trainer runs where TensorFlow is not installed; a child process
+training.main runs on JAX where TensorFlow is not installed; a child process
 blocks every `tensorflow` import (Keras on the JAX backend) and uses each
 TensorFlow-free module once.
 """

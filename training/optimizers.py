@@ -7,8 +7,8 @@ in checkpoints); train_lib sets it at each epoch (`TrainConfig.learning_rate_at`
 import keras
 
 OPTIMIZERS = ("sgd", "adam")
-# How the gradient is clipped before each update (Sec. IV-B; which reading
-# trains is measured in docs/training.md):
+# How the gradient is clipped before each update (Sec. IV-B; the readings are
+# discussed in docs/training.md):
 #   value        each element to [-t, t] (the paper's words taken literally);
 #   global_norm  the whole gradient's L2 norm to at most t (the public PyTorch
 #                VDSR script's clip_grad_norm, whose hyperparameters the paper repeats).

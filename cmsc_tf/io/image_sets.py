@@ -12,7 +12,8 @@ which need no folder and no network:
 Images come back exactly as :func:`cmsc_tf.io.images.read_image` returns them
 (uint8 ``[H, W]`` for gray, ``[H, W, C]`` otherwise), so the grayscale fact
 that the protocol's luminance rule needs is kept. NumPy and Pillow only (no
-TensorFlow): the JAX trainer reads its data through :func:`read_luminance_set`.
+TensorFlow): the trainer, on any Keras backend, reads its data through
+:func:`read_luminance_set`.
 """
 
 import os

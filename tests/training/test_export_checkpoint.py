@@ -1,4 +1,4 @@
-"""train_lib.export_checkpoint and training.export: a run's latest checkpoint exported without training further."""
+"""export_lib.export_checkpoint and training.export: a run's latest checkpoint exported without training further."""
 
 import json
 import subprocess

@@ -1,6 +1,7 @@
 """The training pairs of the paper (Sec. IV-A) as batches addressed by (seed, global step).
 
-Preparation, once per run (about 5 s for the 291 images on 2 CPU cores):
+Preparation, once per run (7.5 s and 1.8 GB for the 291 images on an idle 2-core CPU;
+`benchmarks/training_pipeline.py` times it):
 every HR luminance image, in its size variants (factor 1, 0.7, 0.5, rounded
 back to uint8 levels as VDSR's augmentation script writes them), is degraded
 at every training scale by `cmsc_tf.numerics.degradation` (modcrop, MATLAB
