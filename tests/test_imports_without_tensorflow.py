@@ -12,13 +12,7 @@ import pytest
 
 from tests import training_helpers as helpers
 
-NO_TENSORFLOW = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "tensorflow" or name.startswith("tensorflow."):
-            raise ImportError("tensorflow is blocked in this test")
-sys.meta_path.insert(0, Block())
+NO_TENSORFLOW = helpers.BLOCK_TENSORFLOW + """
 import numpy as np
 import cmsc_tf
 import cmsc_tf.models

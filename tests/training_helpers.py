@@ -8,6 +8,17 @@ import sys
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
+# The start of a `python -c` program that runs as on a machine without TensorFlow:
+# every import of tensorflow fails.
+BLOCK_TENSORFLOW = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ImportError("tensorflow is blocked in this test")
+sys.meta_path.insert(0, Block())
+"""
+
 # A model small enough for a few steps in seconds on 2 CPU cores.
 TINY_OVERRIDES = "num_features=8,num_stages=2,num_modules=1,reconstruction_initializer=zeros"
 

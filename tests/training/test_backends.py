@@ -52,13 +52,8 @@ def test_a_run_resumed_on_the_other_backend_equals_an_uninterrupted_one(tmp_path
     assert rates == pytest.approx([1e-4])
 
 
-NO_TENSORFLOW = """
-import runpy, sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "tensorflow" or name.startswith("tensorflow."):
-            raise ImportError("tensorflow is blocked in this test")
-sys.meta_path.insert(0, Block())
+NO_TENSORFLOW = helpers.BLOCK_TENSORFLOW + """
+import runpy
 model_dir, x_path, *flags = sys.argv[1:]
 sys.argv = ["training.main", "--model_dir=" + model_dir, *flags]
 try:
