@@ -13,6 +13,7 @@ Without --data_dir or $CMSC_DATA_DIR it evaluates the scikit-image photographs
 """
 
 import os
+import sys
 import tempfile
 
 from absl import app, flags
@@ -39,12 +40,22 @@ flags.DEFINE_list("compare", [], "Table III methods to print beside the model, e
 
 
 def main(argv):
+    """Runs the evaluation; a usage error is one line on stderr and exit code 2, as for cmsc-upscale."""
+    try:
+        _main(argv)
+    except app.UsageError as error:
+        print(f"training.evaluate: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
         scales = [int(s) for s in FLAGS.scales]
     except ValueError:
         raise app.UsageError(f"--scales must be integers, got {FLAGS.scales}") from None
+    _check_outputs()
     # Imported here so that --help answers without loading TensorFlow.
     from cmsc_tf.eval import benchmark
     from cmsc_tf.io import image_sets
@@ -63,14 +74,6 @@ def _evaluate(data_dir, datasets, scales):
     from cmsc_tf.deploy import loader
     from cmsc_tf.eval import benchmark
 
-    # Refuse unwritable outputs before minutes of work, not after.
-    for flag, path in (("--output_json", FLAGS.output_json), ("--save_images", FLAGS.save_images)):
-        if path:
-            folder = os.path.dirname(os.path.abspath(path)) if flag == "--output_json" else os.path.abspath(path)
-            while not os.path.exists(folder):
-                folder = os.path.dirname(folder)
-            if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-                raise app.UsageError(f"{flag}={path}: {folder} is not a writable folder")
     _check_compare()
     try:
         predictor = loader.load_predictor(FLAGS.model)
@@ -91,6 +94,19 @@ def _evaluate(data_dir, datasets, scales):
     if FLAGS.output_json:
         benchmark.write_json(results, FLAGS.output_json)
         print(f"Wrote {FLAGS.output_json}")
+
+
+def _check_outputs():
+    """Refuses outputs that cannot be written before minutes of work, not after."""
+    from cmsc_tf.io import atomic
+
+    for flag, path, check in (("--output_json", FLAGS.output_json, atomic.check_output_file),
+                              ("--save_images", FLAGS.save_images, atomic.check_output_folder)):
+        if path:
+            try:
+                check(path)
+            except ValueError as error:
+                raise app.UsageError(f"{flag}={path}: {error}") from None
 
 
 def _check_compare():

@@ -4,21 +4,38 @@
     python -m cmsc_tf.deploy.cli photo.png --scale 3 --tile 256 --self-ensemble
 
 Each input gives ``<out>/<name>_x<scale>.<format>`` (a folder input keeps its
-sub-folders under ``<out>``). Outputs are written to a temporary file and
-renamed, so a failure never leaves a partial file. A file that cannot be
-processed (missing, corrupt, unsupported, empty, absurd output size) gets a
-one-line error naming it; the others are still processed, and the exit code
-is 1 if any file failed (2 for a bad command line or model).
+sub-folders under ``<out>/<folder name>/``). Outputs are written to a hidden
+temporary file (``.tmp-XXXXXXXX-<name>``) and renamed, so a failure or an
+interruption never leaves a partial file.
+
+Folders: their regular files with an image extension, recursively; hidden
+temporary files left by a killed run are never inputs. ``--out`` may lie
+inside an input folder (it is then not read, so a rerun does not upscale its
+own outputs) but may not be an input folder or contain one: that is refused,
+as outputs would mix with the inputs.
+
+Exit codes:
+  0  every image was written;
+  1  some input failed: a missing, corrupt, unsupported or empty image, a
+     FIFO/socket/device (never opened), an absurd output size, a folder with
+     no images. Each gets a one-line error naming it; the others are still
+     processed;
+  2  a bad command line, model or ``--out`` (not a usable folder, or one that
+     holds an input folder), refused before any image is processed;
+  130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM: the outputs already
+     written are complete, and no temporary file is left behind.
 """
 
 import argparse
+import os
 import pathlib
+import signal
 import sys
 
 from absl.flags import argparse_flags
 
 from cmsc_tf.deploy import loader, resampling
-from cmsc_tf.io import images
+from cmsc_tf.io import atomic, images
 
 # Tiles of 512 output pixels keep CMSC's activations (hundreds of bytes per
 # pixel) to a few hundred MB whatever the image; tiling is exact (halo).
@@ -44,6 +61,8 @@ def build_parser():
     parser = argparse_flags.ArgumentParser(
         prog=PROGRAM,
         description="Super-resolve images with a trained CMSC (or VDSR) model.",
+        epilog=__doc__[__doc__.index("Folders:"):],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         # Only this command's own options: absl flags that other imported
         # modules define (e.g. training scripts' --out) must not collide.
         inherited_absl_flags=None,
@@ -68,28 +87,54 @@ def _image_extensions():
     return set(PIL.Image.registered_extensions())
 
 
+def _folder_images(folder, out_resolved):
+    """Image files under ``folder``, not under ``out_resolved``, not temporary files of a killed run."""
+    known = _image_extensions()
+    return sorted(
+        path for path in folder.rglob("*")
+        # Not is_file(): a FIFO named x.png is kept, to be reported rather than silently dropped.
+        if path.suffix.lower() in known and not path.is_dir() and not atomic.is_temporary(path)
+        and out_resolved not in path.resolve().parents
+    )
+
+
 def collect_jobs(inputs, out_dir, scale, extension):
-    """``[(input path, output path)]``: files as given, folders expanded to the image files inside.
+    """``([(input path, output path)], [error message])``: files as given, folders expanded.
 
     Outputs always land inside ``out_dir`` (a folder given as ``..`` or ``.``
     is named by its resolved name), and images already inside ``out_dir`` are
-    not inputs, so a rerun does not upscale its own earlier outputs.
+    not inputs, so a rerun does not upscale its own earlier outputs. A folder
+    without images is an error.
     """
     suffix = f"_x{scale:g}.{extension}"
     out_resolved = pathlib.Path(out_dir).resolve()
-    jobs = []
+    jobs, errors = [], []
     for entry in map(pathlib.Path, inputs):
         if entry.is_dir():
-            known = _image_extensions()
             name = entry.resolve().name or "root"
-            for path in sorted(p for p in entry.rglob("*") if p.is_file() and p.suffix.lower() in known):
-                if out_resolved in path.resolve().parents:
-                    continue
+            paths = _folder_images(entry, out_resolved)
+            if not paths:
+                errors.append(f"{entry}: no images found in this folder")
+            for path in paths:
                 relative = path.relative_to(entry)
                 jobs.append((path, out_dir / name / relative.parent / (relative.stem + suffix)))
         else:
             jobs.append((entry, out_dir / (entry.stem + suffix)))
-    return jobs
+    return jobs, errors
+
+
+def check_out(inputs, out_dir):
+    """Raises ValueError unless ``out_dir`` can hold the outputs: checked before any work."""
+    atomic.check_output_folder(out_dir)
+    out_resolved = pathlib.Path(out_dir).resolve()
+    for entry in map(pathlib.Path, inputs):
+        # Images under --out are not read, so an --out holding an input folder
+        # would silently process nothing; and outputs would mix with inputs.
+        if entry.is_dir() and (entry.resolve() == out_resolved or out_resolved in entry.resolve().parents):
+            raise ValueError(
+                f"{out_dir} is or contains the input folder {entry}; choose an --out outside it "
+                "(or inside it: that folder is not read)"
+            )
 
 
 def _error(message):
@@ -114,6 +159,9 @@ def _load_upscaler(args):
 
 
 def _process(upscaler, source, target, scale):
+    # A FIFO would block the batch forever in open(); a device could be endless.
+    if os.path.exists(source) and not (os.path.isfile(source) or os.path.isdir(source)):
+        raise images.ImageError(f"{source}: not a regular file (a FIFO, socket or device); not opened")
     image = images.read_image(source)
     try:
         upscaler.output_size(image.shape[0], image.shape[1], scale)
@@ -136,12 +184,21 @@ def run(args):
         _error(f"--format {args.format}: not a format Pillow can write")
         return 2
     try:
+        check_out(args.inputs, out_dir)
+    except ValueError as error:
+        _error(f"--out {args.out}: {error}")
+        return 2
+    jobs, errors = collect_jobs(args.inputs, out_dir, args.scale, extension)
+    for message in errors:
+        _error(message)
+    if not jobs:
+        return 1
+    try:
         upscaler = _load_upscaler(args)
     except (OSError, ValueError) as error:
         _error(f"cannot load model: {error}")
         return 2
-    jobs = collect_jobs(args.inputs, out_dir, args.scale, extension)
-    failures = 0
+    failures = len(errors)
     seen = set()
     for source, target in tqdm(jobs, desc=PROGRAM, unit="image", file=sys.stderr, dynamic_ncols=True):
         try:
@@ -167,9 +224,37 @@ def run_cli(argv):
     return run(args)
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM, raised where the program is, so that `atomic_path` removes its temporary file.
+
+    A BaseException, as KeyboardInterrupt: the batch's per-file ``except
+    Exception`` must not swallow it.
+    """
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
 def main():
-    """Console-script entry point (setup.py: ``cmsc-upscale = cmsc_tf.deploy.cli:main``)."""
-    sys.exit(run_cli(sys.argv[1:]))
+    """Console-script entry point (setup.py: ``cmsc-upscale = cmsc_tf.deploy.cli:main``).
+
+    SIGTERM's default action kills the process on the spot, leaving the
+    temporary file being written; as an exception, it unwinds like Ctrl-C.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_interrupted)
+    try:
+        code = run_cli(sys.argv[1:])
+    except Interrupted as interruption:
+        print(f"{PROGRAM}: interrupted by {interruption}; the outputs written are complete, "
+              "none is partial", file=sys.stderr)
+        code = 128 + interruption.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ command line and the notebooks use when none is given.
 import contextlib
 import os
 import pathlib
+import zipfile
+import zlib
 
 import keras
 import numpy as np
@@ -143,6 +145,22 @@ def _saved_model_network(path, precision):
     return _keras_network(model, precision), radius
 
 
+def _load_keras_file(path):
+    """A ``.keras`` file -> Keras model; a damaged file raises ValueError naming it.
+
+    Keras reports any file that is not a zip archive (truncated, random
+    bytes) as "File not found", and damage inside the archive as a raw
+    zipfile/h5py error.
+    """
+    open(path, "rb").close()  # unreadable: PermissionError, which is_zipfile would hide
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a valid .keras file (not a zip archive: truncated or corrupt)")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:  # OSError: h5py's damaged weights
+        raise ValueError(f"{path}: not a valid .keras file ({error})") from None
+
+
 def load_network(model, precision="float32"):
     """(NumPy network function on ``[H, W, 1]`` bicubic luminance, receptive radius or None)."""
     if precision not in PRECISIONS:
@@ -155,7 +173,7 @@ def load_network(model, precision="float32"):
     if path.is_dir():
         return _saved_model_network(path, precision)
     if path.suffix == ".keras":
-        loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+        loaded = _load_keras_file(path)
         return _keras_network(loaded, precision), getattr(loaded, "receptive_radius", None)
     if path.suffix == ".tflite":
         if precision != "float32":
