@@ -1,9 +1,12 @@
 """cmsc-upscale: batches with bad files, every pixel mode, atomic outputs, exit codes."""
 
 import os
+import shutil
+import signal
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 
 import numpy as np
@@ -11,6 +14,7 @@ import PIL.Image
 import pytest
 
 from cmsc_tf.deploy import cli, loader
+from cmsc_tf.io import atomic
 from deploy_models import random_rgb, small_cmsc
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -163,3 +167,130 @@ def test_missing_default_model_is_one_line(tmp_path, monkeypatch, capsys):
     [line] = error_lines(capsys.readouterr())
     assert line.startswith("cmsc-upscale: error: cannot load model: default model savedmodels/cmsc_compact/1 not found")
     assert not (tmp_path / "other").exists()
+
+
+def test_out_that_is_or_holds_an_input_folder_is_refused(tmp_path, model_path, capsys, monkeypatch):
+    """Images under --out are not read: such an --out would silently process nothing."""
+    (tmp_path / "in").mkdir()
+    PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / "in" / "a.png")
+    monkeypatch.setattr(cli, "_load_upscaler", lambda args: pytest.fail("refused only after loading the model"))
+    for out in (tmp_path / "in", tmp_path, tmp_path / "in" / ".."):
+        assert cli.run_cli([str(tmp_path / "in"), "--scale", "2", "--model", model_path, "--out", str(out)]) == 2
+        [line] = error_lines(capsys.readouterr())
+        assert f"is or contains the input folder {tmp_path / 'in'}" in line
+    assert files_under(tmp_path) == [os.path.join("in", "a.png")]
+
+
+def test_unusable_out_is_refused_before_any_work(tmp_path, model_path, capsys, monkeypatch):
+    PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / "a.png")
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setattr(cli, "_load_upscaler", lambda args: pytest.fail("refused only after loading the model"))
+    for out in (tmp_path / "a_file", tmp_path / "a_file" / "out"):
+        assert cli.run_cli([str(tmp_path / "a.png"), "--scale", "2", "--out", str(out)]) == 2
+        assert error_lines(capsys.readouterr()) == [f"cmsc-upscale: error: --out {out}: {tmp_path / 'a_file'} is not a folder"]
+
+
+def test_leftover_temporary_files_are_not_inputs(tmp_path, model_path):
+    (tmp_path / "in").mkdir()
+    PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / "in" / "a.png")
+    shutil.copy(tmp_path / "in" / "a.png", tmp_path / "in" / ".tmp-0123abcd-b.png")  # a killed run's leftover
+    (tmp_path / "in" / ".tmp-89abcdef-c.png").write_bytes(b"")
+    out = tmp_path / "out"
+    assert cli.run_cli([str(tmp_path / "in"), "--scale", "2", "--model", model_path, "--out", str(out)]) == 0
+    assert files_under(out) == [os.path.join("in", "a_x2.png")]
+
+
+def test_fifos_are_reported_never_opened(tmp_path, model_path, capsys):
+    (tmp_path / "in").mkdir()
+    PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / "in" / "a.png")
+    fifos = [tmp_path / "in" / "pipe.png", tmp_path / "fifo.jpg"]
+    for fifo in fifos:
+        os.mkfifo(fifo)
+
+    def unblock():  # had the CLI opened a FIFO, it would wait for a writer forever: be that writer
+        for fifo in fifos:
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # no reader: nobody is blocked
+                pass
+
+    watchdog = threading.Timer(20, unblock)
+    watchdog.start()
+    try:
+        code = cli.run_cli([str(tmp_path / "in"), str(fifos[1]), "--scale", "2", "--model", model_path,
+                            "--out", str(tmp_path / "out")])
+    finally:
+        watchdog.cancel()
+    assert code == 1
+    assert error_lines(capsys.readouterr()) == [
+        f"cmsc-upscale: error: {fifo}: not a regular file (a FIFO, socket or device); not opened" for fifo in fifos]
+    assert files_under(tmp_path / "out") == [os.path.join("in", "a_x2.png")]
+
+
+def test_empty_input_folder_is_an_error(tmp_path, model_path, capsys):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "notes.txt").write_text("no image here")
+    code = cli.run_cli([str(tmp_path / "empty"), "--scale", "2", "--model", model_path, "--out", str(tmp_path / "o")])
+    assert code == 1
+    assert error_lines(capsys.readouterr()) == [f"cmsc-upscale: error: {tmp_path / 'empty'}: no images found in this folder"]
+    assert not (tmp_path / "o").exists()
+
+
+def test_output_name_of_247_characters(tmp_path, model_path):
+    """The temporary name (longer than the final one) must still fit the 255-byte name limit."""
+    stem = "p" * 240
+    PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / f"{stem}.png")
+    out = tmp_path / "out"
+    assert cli.run_cli([str(tmp_path / f"{stem}.png"), "--scale", "2", "--model", model_path, "--out", str(out)]) == 0
+    assert files_under(out) == [f"{stem}_x2.png"] and len(f"{stem}_x2.png") == 247
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes"])
+def test_corrupt_keras_file_is_named_as_such(tmp_path, capsys, damage):
+    model = tmp_path / "damaged.keras"
+    shipped = (loader.default_model_path().parents[1] / "cmsc_compact.keras").read_bytes()
+    model.write_bytes(shipped[: len(shipped) // 2] if damage == "truncated" else np.random.default_rng(0).bytes(4096))
+    PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / "a.png")
+    assert cli.run_cli([str(tmp_path / "a.png"), "--scale", "2", "--model", str(model), "--out", str(tmp_path)]) == 2
+    [line] = error_lines(capsys.readouterr())
+    assert line == f"cmsc-upscale: error: cannot load model: {model}: not a valid .keras file (not a zip archive: truncated or corrupt)"
+
+
+# Writes the first image half, says so on stdout, then sleeps: the signal
+# arrives while a temporary file is on disk, the case that must leave none.
+_SLOW_WRITER = """
+import sys, time, PIL.Image
+from cmsc_tf.deploy import cli
+
+def slow_save(self, fp, format=None, **params):
+    with open(fp, "wb") as f:
+        f.write(b"half an image")
+    print("writing", flush=True)
+    time.sleep(60)
+
+PIL.Image.Image.save = slow_save
+sys.argv[0] = "cmsc-upscale"
+cli.main()
+"""
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signals_leave_no_temporary_file(tmp_path, model_path, signum, code):
+    for i in range(3):
+        PIL.Image.fromarray(random_rgb(6, 6, seed=i)).save(tmp_path / f"{i}.png")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_WRITER, *(f"{i}.png" for i in range(3)), "--scale", "2", "--model", model_path,
+         "--out", str(out)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "writing\n"
+        [temporary] = os.listdir(out)
+        assert atomic.is_temporary(temporary)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == code, stderr
+    assert f"interrupted by {signal.Signals(signum).name}" in stderr and "Traceback" not in stderr
+    assert os.listdir(out) == []
