@@ -209,22 +209,35 @@ def test_bad_model_specs_get_clear_errors(tmp_path):
         loader.load_predictor(str(tmp_path / "missing.tflite"))
     with pytest.raises(ValueError, match="not a SavedModel"):
         loader.load_predictor(str(tmp_path))
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes(np.random.default_rng(0).bytes(1000))
+    with pytest.raises(ValueError, match=f"{damaged}: not a valid .keras file"):  # not "File not found"
+        loader.load_predictor(str(damaged))
 
 
 def test_cli_usage_errors_are_one_line_messages(tmp_path):
     run = _run_cli("--model=nonsense.txt", f"--data_dir={tmp_path}")
     assert run.returncode != 0
     assert "must be 'bicubic'" in run.stderr and "Traceback" not in run.stderr
-    # An output that cannot be written is refused before any work.
-    blocker = tmp_path / "a_file"
-    blocker.write_text("")
-    run = _run_cli("--model=bicubic", f"--data_dir={tmp_path}", f"--output_json={blocker}/out.json")
-    assert run.returncode != 0
-    assert "is not a writable folder" in run.stderr and "Traceback" not in run.stderr
     # An unknown --compare method is refused before the model is even loaded.
     run = _run_cli("--model=missing.keras", f"--data_dir={tmp_path}", "--compare=Bicubic,srcnn")
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert "--compare: unknown methods ['srcnn']" in run.stderr and "not found" not in run.stderr
+
+
+def test_unwritable_outputs_are_refused_up_front_in_one_line(tmp_path):
+    """Before the model is loaded (a missing one would be named otherwise), exit code 2."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for flag, path, message in [
+        ("--output_json", tmp_path, f"{tmp_path} is a folder, not a file"),
+        ("--output_json", blocker / "out.json", f"{blocker} is not a folder"),
+        ("--save_images", blocker, f"{blocker} is not a folder"),
+    ]:
+        run = _run_cli("--model=missing.keras", f"--data_dir={tmp_path}", f"{flag}={path}")
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.strip().splitlines()[-1] == f"training.evaluate: error: {flag}={path}: {message}"
+        assert "Traceback" not in run.stderr
 
 
 def test_saved_model_base_folder_resolves_to_its_newest_version():
