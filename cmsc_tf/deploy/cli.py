@@ -8,7 +8,7 @@ sub-folders under ``<out>/<folder name>/``). Outputs are written to a hidden
 temporary file (``.tmp-XXXXXXXX-<name>``) and renamed, so a failure or an
 interruption never leaves a partial file.
 
-Folders: their regular files with an image extension, recursively; hidden
+Folders: their files with an image extension, recursively; hidden
 temporary files left by a killed run are never inputs. ``--out`` may lie
 inside an input folder (it is then not read, so a rerun does not upscale its
 own outputs) but may not be an input folder or contain one: that is refused,
@@ -191,7 +191,7 @@ def run(args):
     jobs, errors = collect_jobs(args.inputs, out_dir, args.scale, extension)
     for message in errors:
         _error(message)
-    if not jobs:
+    if not jobs:  # nothing to do: say so without the model's load time
         return 1
     try:
         upscaler = _load_upscaler(args)
