@@ -3,10 +3,8 @@
 import io
 import json
 import os
-import struct
 import subprocess
 import sys
-import zlib
 
 import numpy as np
 import PIL.Image
@@ -16,19 +14,7 @@ import tensorflow as tf
 from cmsc_tf.deploy import serving_limits
 from cmsc_tf.deploy.resampling import normalize_scale_tf
 from cmsc_tf.deploy.saved_model import export_saved_model
-from deploy_models import random_rgb, small_cmsc
-
-
-def png_header(width, height, bit_depth=8, color_type=2):
-    """A PNG signature and IHDR chunk (with a valid CRC) and nothing else."""
-    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
-
-
-def bmp_header(width, height):
-    """A 24-bit BITMAPFILEHEADER + BITMAPINFOHEADER (negative height: top-down rows)."""
-    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
-    return b"BM" + struct.pack("<IHHI", 14 + len(info), 0, 0, 14 + len(info)) + info
+from deploy_models import bmp_header, png_header, random_rgb, small_cmsc
 
 
 @pytest.fixture(scope="module")
