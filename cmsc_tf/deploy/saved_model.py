@@ -6,11 +6,14 @@ Signatures (names are the serving contract; ``docs/serving.md`` shows them):
   and ``scale`` float32 scalar in [1, 8] -> ``images`` uint8
   ``[batch, ceil(H*scale), ceil(W*scale), 3]``. MATLAB bicubic, YCbCr split,
   network on Y, bicubic Cb/Cr, recombination and rounding all run in the graph.
-* ``upscale_encoded``: ``image_bytes`` string ``[batch]`` (PNG/JPEG/BMP/GIF
+* ``upscale_encoded``: ``image_bytes`` string ``[batch]`` (PNG/JPEG/BMP
   bytes; REST clients send ``{"b64": ...}``) and ``scale`` -> ``png_bytes``
   string ``[batch]``. Each image is decoded to RGB, upscaled as above and
   encoded to PNG, so the images of a batch may differ in size. TF-Serving's
   REST API base64-encodes outputs whose name ends in ``_bytes``.
+* Both refuse, before any work, requests over the pixel budget
+  (``cmsc_tf/io/pixel_budget.py``, enforced by ``serving_limits.py``),
+  with an ``InvalidArgumentError`` naming the limit and the image.
 * ``luminance``: the raw network, ``bicubic_y`` float32 ``[batch, H, W, 1]``
   (bicubic-upsampled luminance in [0, 1]) -> ``final`` float32, same shape.
 
