@@ -36,6 +36,7 @@ setup(
         "test": [
             "pytest>=8,<10",
             "pytest-xdist>=3.6,<4",
+            "hypothesis>=6.100,<7",  # tests/deploy/test_serving_fuzz.py
             "tensorflow-serving-api>=2.18,<2.22",
             "nbclient>=0.10,<1",
             "nbformat>=5.9,<6",

@@ -1,5 +1,8 @@
 """Small real networks for the deployment tests (imported by test_*.py next to it)."""
 
+import struct
+import zlib
+
 import keras
 import numpy as np
 
@@ -35,3 +38,18 @@ def random_rgb(height, width, seed=0, channels=3):
     coarse = rng.uniform(0, 255, (height // 4 + 2, width // 4 + 2, channels))
     image = np.kron(coarse, np.ones((4, 4, 1)))[:height, :width] + rng.normal(0, 12, (height, width, channels))
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+# Bare headers of hostile images: any size, no pixel data (tests of the pixel budget).
+
+
+def png_header(width, height, bit_depth=8, color_type=2):
+    """A PNG signature and IHDR chunk (with a valid CRC) and nothing else."""
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+
+
+def bmp_header(width, height):
+    """A 24-bit BITMAPFILEHEADER + BITMAPINFOHEADER (negative height: top-down rows)."""
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    return b"BM" + struct.pack("<IHHI", 14 + len(info), 0, 0, 14 + len(info)) + info

@@ -6,11 +6,14 @@ Signatures (names are the serving contract; ``docs/serving.md`` shows them):
   and ``scale`` float32 scalar in [1, 8] -> ``images`` uint8
   ``[batch, ceil(H*scale), ceil(W*scale), 3]``. MATLAB bicubic, YCbCr split,
   network on Y, bicubic Cb/Cr, recombination and rounding all run in the graph.
-* ``upscale_encoded``: ``image_bytes`` string ``[batch]`` (PNG/JPEG/BMP/GIF
+* ``upscale_encoded``: ``image_bytes`` string ``[batch]`` (PNG/JPEG/BMP
   bytes; REST clients send ``{"b64": ...}``) and ``scale`` -> ``png_bytes``
   string ``[batch]``. Each image is decoded to RGB, upscaled as above and
   encoded to PNG, so the images of a batch may differ in size. TF-Serving's
   REST API base64-encodes outputs whose name ends in ``_bytes``.
+* Both refuse, before any work, requests over the pixel budget
+  (``cmsc_tf/io/pixel_budget.py``, enforced by ``serving_limits.py``),
+  with an ``InvalidArgumentError`` naming the limit and the image.
 * ``luminance``: the raw network, ``bicubic_y`` float32 ``[batch, H, W, 1]``
   (bicubic-upsampled luminance in [0, 1]) -> ``final`` float32, same shape.
 
@@ -29,7 +32,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from cmsc_tf.deploy import resampling
+from cmsc_tf.deploy import resampling, serving_limits
 from cmsc_tf.models.model import final_output
 
 METADATA_FILE = "cmsc_metadata.json"
@@ -66,18 +69,25 @@ class _ServingModule(tf.Module):
             return final_output(model(bicubic_y, training=False))
 
         def upscale_rgb(images, scale):
-            y, cbcr = resampling.upsample_ycbcr(images, resampling.normalize_scale_tf(scale))
+            # scale is normalised; the budget is checked before anything of the output's size exists.
+            with tf.control_dependencies(serving_limits.batch_checks(images, scale)):
+                y, cbcr = resampling.upsample_ycbcr(tf.identity(images), scale)
             return resampling.merge_ycbcr(network(y), cbcr)
 
         def upscale_images(images, scale):
-            return {"images": upscale_rgb(images, scale)}
+            return {"images": upscale_rgb(images, resampling.normalize_scale_tf(scale))}
 
         def upscale_encoded(image_bytes, scale):
+            scale = resampling.normalize_scale_tf(scale)
+
             def one(encoded):
                 image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
                 return tf.io.encode_png(upscale_rgb(image[None], scale)[0])
 
-            return {"png_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.string)}
+            # Headers first: a refused image is never decoded.
+            with tf.control_dependencies(serving_limits.encoded_checks(image_bytes, scale)):
+                image_bytes = tf.identity(image_bytes)
+            return {"png_bytes": serving_limits.map_naming_failures(one, image_bytes)}
 
         def network_y(bicubic_y):
             return {"final": network(bicubic_y)}
