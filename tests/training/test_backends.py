@@ -1,6 +1,7 @@
 """One trainer on every Keras backend: JAX <-> TensorFlow resume, JAX without TensorFlow."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -14,7 +15,8 @@ from training import checkpointing, export_lib
 pytest.importorskip("jax")  # in the test extra; optional for users
 
 # quick.flags, a few short epochs: the embedded default model and data, on a budget.
-QUICK_FEW_STEPS = ["--flagfile=quick.flags", "--steps_per_epoch=3", "--val_set=", "--export_dir=",
+STEPS_PER_EPOCH = 3
+QUICK_FEW_STEPS = ["--flagfile=quick.flags", f"--steps_per_epoch={STEPS_PER_EPOCH}", "--val_set=", "--export_dir=",
                    "--tensorboard=false", "--bn_recalibration_batches=2", "--checkpoint_every_steps=0",
                    "--lr_decay_epochs=1"]
 
@@ -26,30 +28,40 @@ def _train(backend, model_dir, epochs):
     return result
 
 
+def _start_from_epoch(source_dir, epoch, model_dir):
+    """A run folder holding `source_dir`'s checkpoint of the end of `epoch` (what a run of
+    `epoch` epochs leaves: training is a function of the seed and the step)."""
+    model_dir.mkdir()
+    (name,) = [p.name for p in source_dir.glob(f"ckpt-e{epoch:04d}-*.weights.h5")]
+    shutil.copy(source_dir / name, model_dir / name)
+    (model_dir / "state.json").write_text(json.dumps({"step": STEPS_PER_EPOCH * epoch, "weights": name}))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("first, second", [("jax", "tensorflow"), ("tensorflow", "jax")])
-def test_a_run_resumed_on_the_other_backend_equals_an_uninterrupted_one(tmp_path, first, second):
-    """quick.flags for 2 epochs of 3 steps on `first`, then 1 more on `second` from the same
-    checkpoint: the weights and the optimizer state (iterations, learning rate, Adam's
-    moments) equal those of 3 epochs on `first`, to float rounding of two backends."""
-    switched, straight = tmp_path / "switched", tmp_path / "straight"
-    _train(first, switched, epochs=2)
-    resumed = _train(second, switched, epochs=3)
-    assert "at step 6" in resumed.stderr and "optimizer state not restored" not in resumed.stdout
-    _train(first, straight, epochs=3)
-    config = json.loads((switched / "config.json").read_text())
-    assert config["backend"] == second
-    a, b = helpers.final_weights(switched), helpers.final_weights(straight)
-    assert a.keys() == b.keys()
-    optimizer_arrays = [name for name in a if name.startswith("optimizer")]
-    assert len(optimizer_arrays) > 10  # iterations, learning rate, two moments per variable
-    for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=2e-3, atol=2e-5, err_msg=name)
-    iterations = next(name for name in optimizer_arrays if a[name].shape == ())
-    assert int(a[iterations]) == 9
-    # The learning rate decayed from epoch index 1 (--lr_decay_epochs=1), on both backends.
-    rates = [float(np.asarray(a[n])) for n in optimizer_arrays if a[n].dtype.kind == "f" and a[n].shape == ()]
-    assert rates == pytest.approx([1e-4])
+def test_a_run_resumed_on_the_other_backend_equals_an_uninterrupted_one(tmp_path):
+    """quick.flags for 3 epochs of 3 steps on each backend; then, from each one's checkpoint
+    of epoch 2, the last epoch on the other backend: the weights and the optimizer state
+    (iterations, learning rate, Adam's moments) equal those of the uninterrupted run, to
+    float rounding of two backends. Both ways: JAX -> TensorFlow and TensorFlow -> JAX."""
+    straight = {backend: tmp_path / f"straight_{backend}" for backend in ("jax", "tensorflow")}
+    for backend, model_dir in straight.items():
+        _train(backend, model_dir, epochs=3)
+    for first, second in (("jax", "tensorflow"), ("tensorflow", "jax")):
+        switched = tmp_path / f"{first}_then_{second}"
+        _start_from_epoch(straight[first], 2, switched)
+        resumed = _train(second, switched, epochs=3)
+        assert "at step 6" in resumed.stderr and "optimizer state not restored" not in resumed.stdout
+        assert json.loads((switched / "config.json").read_text())["backend"] == second
+        a, b = helpers.final_weights(switched), helpers.final_weights(straight[first])
+        assert a.keys() == b.keys()
+        optimizer_arrays = [name for name in a if name.startswith("optimizer")]
+        assert len(optimizer_arrays) > 10  # iterations, learning rate, two moments per variable
+        for name in a:
+            np.testing.assert_allclose(a[name], b[name], rtol=2e-3, atol=2e-5, err_msg=f"{first}: {name}")
+        scalars = {n: np.asarray(a[n]) for n in optimizer_arrays if a[n].shape == ()}
+        assert sorted(int(v) for v in scalars.values() if v.dtype.kind in "iu") == [9]  # iterations
+        # The learning rate decayed from epoch index 1 (--lr_decay_epochs=1), on both backends.
+        assert [float(v) for v in scalars.values() if v.dtype.kind == "f"] == pytest.approx([1e-4])
 
 
 NO_TENSORFLOW = helpers.BLOCK_TENSORFLOW + """
