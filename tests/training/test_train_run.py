@@ -273,3 +273,42 @@ def test_state_files_of_the_earlier_trainers_resume_at_their_global_step(tmp_pat
     (tmp_path / "state.json").write_text(json.dumps(
         {"epoch": 46, "step": 0, "steps_done": 15500, "weights": "ckpt-e0008-s000100.weights.h5"}))
     assert checkpointing.read_state(tmp_path, steps_per_epoch=250)["step"] == 15500
+
+
+def _model_arrays(model_dir, config):
+    model = train_lib.build_and_compile(config)
+    checkpointing.restore(model, model_dir)
+    return model, [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+
+def test_a_run_with_unit_scale_weights_equals_the_unweighted_run(tmp_path):
+    runs = {"plain": {}, "unit": {2: 1.0, 3: 1.0, 4: 1.0}, "x2": {2: 4.0, 3: 1.0, 4: 1.0}}
+    weights = {}
+    for name, scale_weights in runs.items():
+        config = tiny_config(tmp_path / name, scale_loss_weights=scale_weights)
+        train_lib.run(config)
+        weights[name] = _model_arrays(tmp_path / name, config)[1]
+    for a, b in zip(weights["plain"], weights["unit"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert any(not np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(weights["plain"], weights["x2"]))
+    config = json.loads((tmp_path / "x2" / "config.json").read_text())
+    assert config["scale_loss_weights"] == {"2": 4.0, "3": 1.0, "4": 1.0}
+
+
+def test_bn_recalibration_runs_after_each_epoch_on_the_fixed_calibration_batches(tmp_path, source):
+    """The same run with and without recalibration: the trained weights agree, and the BN
+    statistics are those of recalibrate_batch_norm on the source's calibration batches."""
+    from training.batch_norm import recalibrate_batch_norm
+    from training.data.source import CALIBRATION_STEP
+
+    train_lib.run(tiny_config(tmp_path / "plain"))
+    train_lib.run(tiny_config(tmp_path / "recalibrated", bn_recalibration_batches=3))
+    model, plain = _model_arrays(tmp_path / "plain", tiny_config(tmp_path / "plain"))
+    recalibrate_batch_norm(model, [source.batch(CALIBRATION_STEP + i)[:2] for i in range(3)])
+    _, recalibrated = _model_arrays(tmp_path / "recalibrated", tiny_config(tmp_path / "recalibrated"))
+    moving = [i for i, v in enumerate(model.weights) if "moving" in v.path]
+    assert moving
+    for i, (expected, a, b) in enumerate(zip(model.weights, plain, recalibrated)):
+        np.testing.assert_allclose(b, keras.ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-6)
+        if i in moving:
+            assert not np.allclose(a, b)  # Keras's moving averages were replaced
