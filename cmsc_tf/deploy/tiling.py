@@ -30,6 +30,23 @@ def tile_spans(length, tile, halo):
     return spans
 
 
+def tile_windows(height, width, tile, halo):
+    """Yields ``(crop, core, core_in_crop)``, each a ``(rows, cols)`` pair of slices, tile by tile.
+
+    ``crop`` is the region a tile's network input covers, ``core`` the
+    region of the image it is kept for, ``core_in_crop`` the same region in
+    the crop's coordinates. ``tile=None`` is one tile covering the image.
+    """
+    tile = max(height, width) if tile is None else tile
+    for row0, row1, core_row0, core_row1 in tile_spans(height, tile, halo):
+        for col0, col1, core_col0, core_col1 in tile_spans(width, tile, halo):
+            yield (
+                (slice(row0, row1), slice(col0, col1)),
+                (slice(core_row0, core_row1), slice(core_col0, core_col1)),
+                (slice(core_row0 - row0, core_row1 - row0), slice(core_col0 - col0, core_col1 - col0)),
+            )
+
+
 def apply_tiled(fn, image, tile, halo):
     """``fn`` applied to ``image`` ``[H, W, C]`` tile by tile; returns what ``fn(image)`` would.
 
@@ -47,12 +64,9 @@ def apply_tiled(fn, image, tile, halo):
     if tile is None or (tile >= height and tile >= width):
         return np.asarray(fn(image))
     output = None
-    for row0, row1, core_row0, core_row1 in tile_spans(height, tile, halo):
-        for col0, col1, core_col0, core_col1 in tile_spans(width, tile, halo):
-            result = np.asarray(fn(image[row0:row1, col0:col1]))
-            if output is None:
-                output = np.empty((height, width, result.shape[-1]), result.dtype)
-            output[core_row0:core_row1, core_col0:core_col1] = result[
-                core_row0 - row0 : core_row1 - row0, core_col0 - col0 : core_col1 - col0
-            ]
+    for crop, core, core_in_crop in tile_windows(height, width, tile, halo):
+        result = np.asarray(fn(image[crop]))
+        if output is None:
+            output = np.empty((height, width, result.shape[-1]), result.dtype)
+        output[core] = result[core_in_crop]
     return output

@@ -20,10 +20,16 @@ alpha channel is upscaled with bicubic.
 
 Options:
 
-* ``tile``: run the network on overlapping tiles of this many output pixels,
-  with a halo of ``receptive_radius`` pixels, so that the result is the
-  untiled one to float precision while the network's activations (hundreds
-  of bytes per pixel for CMSC) never exceed one tile.
+* ``tile``: compute the output in tiles of this many output pixels, each from
+  its own window of the input: the bicubic luminance and chroma of the tile
+  grown by a halo of ``receptive_radius`` pixels (from exactly the input
+  pixels the bicubic taps of that region read), the network on it, the core
+  written as uint8 RGB into the output. The result is the untiled one to
+  float precision, and peak memory is the uint8 input and output plus one
+  tile's float planes and network activations (hundreds of bytes per pixel
+  for CMSC), whatever the image (``docs/deployment.md``).
+* ``max_output_pixels``: a tighter output limit than the pixel budget
+  (:mod:`cmsc_tf.io.pixel_budget`), never a looser one.
 * ``self_ensemble``: average over the 8 flips/rotations
   (:mod:`cmsc_tf.deploy.self_ensemble`), 8 times the compute.
 * ``precision``: ``"float32"``, ``"bfloat16"`` (CPUs with AVX512_BF16 or
@@ -41,11 +47,10 @@ import PIL.Image
 from cmsc_tf.deploy import resampling
 from cmsc_tf.deploy.loader import load_network
 from cmsc_tf.deploy.self_ensemble import apply_self_ensemble
-from cmsc_tf.deploy.tiling import apply_tiled
-from cmsc_tf.io import images
-
-# 8192 x 8192: the output and its float planes alone take about 1 GB.
-DEFAULT_MAX_OUTPUT_PIXELS = 8192 * 8192
+from cmsc_tf.deploy.tiling import apply_tiled, tile_windows
+from cmsc_tf.io import images, pixel_budget
+from cmsc_tf.numerics.color_tf import rgb2ycbcr_tf
+from cmsc_tf.numerics.imresize_np import window_matrix_np
 
 
 class Upscaler:
@@ -58,7 +63,7 @@ class Upscaler:
         self_ensemble=False,
         precision="float32",
         halo=None,
-        max_output_pixels=DEFAULT_MAX_OUTPUT_PIXELS,
+        max_output_pixels=pixel_budget.MAX_OUTPUT_PIXELS,
     ):
         self._network, radius = load_network(model, precision)
         # === Config ===
@@ -67,6 +72,10 @@ class Upscaler:
         self.precision = precision
         self.halo = radius if halo is None else int(halo)
         self.max_output_pixels = int(max_output_pixels)
+        if not 0 < self.max_output_pixels <= pixel_budget.MAX_OUTPUT_PIXELS:
+            raise ValueError(
+                f"max_output_pixels must be in 1..{pixel_budget.MAX_OUTPUT_PIXELS} (the pixel budget), got {max_output_pixels}"
+            )
         if self.tile is not None:
             if self.tile < 1:
                 raise ValueError(f"tile must be a positive number of pixels, got {tile}")
@@ -75,17 +84,19 @@ class Upscaler:
 
     def network_y(self, bicubic_y):
         """The network on a ``[H, W, 1]`` float32 bicubic luminance, tiled and ensembled as configured."""
-        run = lambda y: apply_tiled(self._network, y, self.tile, self.halo)  # noqa: E731
-        return apply_self_ensemble(run, bicubic_y) if self.self_ensemble else run(bicubic_y)
+        return apply_tiled(self._network_window, bicubic_y, self.tile, self.halo)
+
+    def _network_window(self, bicubic_y):
+        return apply_self_ensemble(self._network, bicubic_y) if self.self_ensemble else self._network(bicubic_y)
 
     def output_size(self, height, width, scale):
-        """Output ``(height, width)`` for ``scale``; raises ``ValueError`` when absurdly large."""
+        """Output ``(height, width)`` for ``scale``; raises :class:`PixelBudgetError` (a ``ValueError``) when too large."""
         scale = resampling.normalize_scale(scale)
         out_h, out_w = resampling.output_size(height, width, scale)
-        if max(out_h, out_w) > resampling.MAX_OUTPUT_LENGTH or out_h * out_w > self.max_output_pixels:
-            raise ValueError(
-                f"output would be {out_w}x{out_h} pixels (limits: {resampling.MAX_OUTPUT_LENGTH} per side, "
-                f"{self.max_output_pixels} in all)"
+        pixel_budget.check_output_size(out_w, out_h)
+        if out_h * out_w > self.max_output_pixels:
+            raise pixel_budget.PixelBudgetError(
+                f"output: {out_w}x{out_h} pixels is over this Upscaler's limit ({self.max_output_pixels:,} pixels)"
             )
         return out_h, out_w
 
@@ -104,18 +115,58 @@ class Upscaler:
 
     def _upscale_array(self, array, scale):
         scale = resampling.normalize_scale(scale)
-        self.output_size(array.shape[0], array.shape[1], scale)
+        pixel_budget.check_input_size(array.shape[1], array.shape[0])
+        out_h, out_w = self.output_size(array.shape[0], array.shape[1], scale)
         planes = array[..., None] if array.ndim == 2 else array
-        colour, alpha = (planes[..., :1], planes[..., 1:]) if planes.shape[-1] <= 2 else (planes[..., :3], planes[..., 3:])
-        if colour.shape[-1] == 3:
-            y, cbcr = resampling.upsample_ycbcr(colour, scale)
-            result = resampling.merge_ycbcr(self.network_y(y.numpy()), cbcr).numpy()
+        # The only whole-image allocation: the uint8 result, filled tile by tile.
+        output = np.empty((out_h, out_w, planes.shape[-1]), np.uint8)
+        for crop, core, core_in_crop in tile_windows(out_h, out_w, self.tile, self.halo or 0):
+            output[core] = self._upscale_tile(planes, scale, crop, core, core_in_crop)
+        return output[..., 0] if array.ndim == 2 else output
+
+    def _upscale_tile(self, planes, scale, crop, core, core_in_crop):
+        """The uint8 output on ``core``; the network runs on ``crop`` (``core`` plus the halo)."""
+        colours = 3 if planes.shape[-1] >= 3 else 1
+        if colours == 3:
+            ycbcr = bicubic_window(planes[..., :3], scale, crop, _unit_ycbcr)
+            y = self._network_window(ycbcr[..., :1])[core_in_crop]
+            result = resampling.merge_ycbcr(y, ycbcr[core_in_crop][..., 1:]).numpy()
         else:
-            y = resampling.upsample_plane(colour, scale).numpy()
-            result = resampling.to_uint8(self.network_y(y)).numpy()
-        if alpha.shape[-1]:
-            result = np.concatenate([result, resampling.to_uint8(resampling.upsample_plane(alpha, scale)).numpy()], -1)
-        return result[..., 0] if array.ndim == 2 else result
+            y = bicubic_window(planes[..., :1], scale, crop, _unit)
+            result = resampling.to_uint8(self._network_window(y)[core_in_crop]).numpy()
+        if planes.shape[-1] > colours:  # alpha: plain bicubic, no halo needed
+            alpha = resampling.to_uint8(bicubic_window(planes[..., colours:], scale, core, _unit)).numpy()
+            result = np.concatenate([result, alpha], -1)
+        return result
+
+
+def _unit(uint8):
+    return uint8.astype(np.float32) / 255.0
+
+
+def _unit_ycbcr(rgb_uint8):
+    # The graph's colour step (resampling.upsample_ycbcr), on one input window.
+    return rgb2ycbcr_tf(_unit(rgb_uint8)).numpy()
+
+
+def bicubic_window(image, scale, window, prepare):
+    """MATLAB bicubic by ``scale`` of ``prepare(image)``, on the output region ``window`` only.
+
+    ``window`` is a ``(rows, cols)`` pair of slices of the output. Only the
+    input pixels its bicubic taps read are cut out and passed through
+    ``prepare`` (uint8 -> float32 planes), so the cost is that of the
+    window, not of the image; the values are those of the whole image's
+    resize (same float64 weights rounded to float32, rows first, as
+    :func:`cmsc_tf.numerics.imresize_tf.imresize_tf`), up to float32
+    summation order.
+    """
+    (in_h, in_w), (rows, cols) = image.shape[:2], window
+    out_h, out_w = resampling.output_size(in_h, in_w, scale)
+    row0, row1, row_matrix = window_matrix_np(in_h, out_h, scale, rows.start, rows.stop)
+    col0, col1, col_matrix = window_matrix_np(in_w, out_w, scale, cols.start, cols.stop)
+    planes = prepare(image[row0:row1, col0:col1])
+    resized = np.tensordot(row_matrix.astype(np.float32), planes, axes=(1, 0))
+    return np.tensordot(resized, col_matrix.astype(np.float32), axes=(1, 1)).transpose(0, 2, 1)
 
 
 def _as_uint8_array(image):

@@ -4,7 +4,12 @@ Arrays are uint8 ``[H, W]`` (gray), ``[H, W, 2]`` (gray + alpha),
 ``[H, W, 3]`` (RGB) or ``[H, W, 4]`` (RGBA). Palette images become RGB, or
 RGBA when the palette has transparency; 16-bit images are scaled to 8 bits
 (``round(v / 257)``, the map that sends 65535 to 255); CMYK and other colour
-spaces are converted to RGB by Pillow.
+spaces are converted to RGB by Pillow. EXIF orientation is applied on read
+(a phone photo comes out upright); written files carry no EXIF.
+
+Every image is checked against the pixel budget (:mod:`cmsc_tf.io.pixel_budget`)
+from its header, before a single pixel is decoded: a refused image costs a
+header read, however large it claims to be.
 
 Every failure raises :class:`ImageError` with a one-line message that names
 the file; nothing is ever left half-written.
@@ -12,11 +17,13 @@ the file; nothing is ever left half-written.
 
 import os
 import pathlib
+import warnings
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 
-from cmsc_tf.io import atomic
+from cmsc_tf.io import atomic, pixel_budget
 
 # Pillow modes whose pixels are 16- or 32-bit integers (16-bit PNG/TIFF gray).
 _WIDE_INTEGER_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
@@ -29,6 +36,10 @@ class ImageError(ValueError):
     A ValueError, so that every command line that reports bad input
     (`ValueError` -> one-line message) reports bad images too.
     """
+
+
+class ImageTooLargeError(ImageError, pixel_budget.PixelBudgetError):
+    """An image over the pixel budget: caught as an :class:`ImageError` and as a ``PixelBudgetError``."""
 
 
 def wide_to_uint8(array):
@@ -67,20 +78,29 @@ def _png_header_size(path):
 
 
 def read_image(path):
-    """Reads ``path`` into a uint8 array; raises :class:`ImageError` naming the file."""
+    """Reads ``path`` into a uint8 array, upright; raises :class:`ImageError` naming the file."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ImageError(f"{path}: no such file")
     if os.path.isdir(path):
         raise ImageError(f"{path}: is a folder, not an image")
     try:
-        with PIL.Image.open(path) as image:
-            image.load()
-            return to_array(image, path)
+        # Pillow's own bomb guard (PIL.Image.MAX_IMAGE_PIXELS, a process-wide
+        # setting left as the user has it) warns in open() above its limit and
+        # raises above twice that. Our budget is stricter than its default,
+        # so the warning is silenced and our check decides, naming the size;
+        # its error (a header beyond both) becomes our error too.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(path) as image:
+                return _decode(image, path)
     except ImageError:
         raise
     except PIL.Image.DecompressionBombError as error:
-        raise ImageError(f"{path}: image too large to read safely ({error})") from None
+        raise ImageTooLargeError(
+            f"{path}: over the input limit ({pixel_budget.MAX_INPUT_PIXELS:,} pixels, "
+            f"{pixel_budget.MAX_SIDE} per side): {error}"
+        ) from None
     except PIL.UnidentifiedImageError:
         size = _png_header_size(path)
         if size is not None and min(size) == 0:
@@ -90,6 +110,21 @@ def read_image(path):
         # Pillow reports truncated or damaged data with these (and zero sizes
         # in headers as SyntaxError / ValueError).
         raise ImageError(f"{path}: corrupt or unreadable image data ({error})") from None
+
+
+def _decode(image, path):
+    """An opened (header-only) image -> upright uint8 array, refused before decoding if over the budget."""
+    width, height = image.size
+    if min(width, height) < 1:
+        raise ImageError(f"{path}: image is empty ({width}x{height} pixels)")
+    try:
+        pixel_budget.check_input_size(width, height, name=path)
+    except pixel_budget.PixelBudgetError as error:
+        raise ImageTooLargeError(str(error)) from None
+    image.load()
+    # In place: a rotated copy would double the decoded image's memory.
+    PIL.ImageOps.exif_transpose(image, in_place=True)
+    return to_array(image, path)
 
 
 def output_format(path):

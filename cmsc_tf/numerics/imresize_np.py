@@ -34,14 +34,15 @@ def _cubic_np(t):
     ) * ((absx > 1) & (absx <= 2))
 
 
-# Benchmark sets repeat a few image sizes: reuse their matrices (read-only).
 @functools.lru_cache(maxsize=64)
-def weight_matrix_np(in_length, out_length, scale):
-    """The ``(out_length, in_length)`` float64 matrix of one 1-D MATLAB bicubic resize.
+def contributions_np(in_length, out_length, scale):
+    """MATLAB's ``contributions`` of one 1-D bicubic resize: ``(columns, weights)``, each ``[out_length, taps]``.
 
-    Mirrors MATLAB's ``contributions``; the dropped all-zero tap columns of
-    MATLAB make no difference in a dense matrix. The result is cached and
-    read-only.
+    Output pixel ``i`` is ``sum_k weights[i, k] * input[columns[i, k]]``
+    (0-based columns, already mirrored into ``0..in_length-1``; a column may
+    repeat at the border). ``O(out_length)`` memory, unlike the dense matrix,
+    so windows of huge images can be resized (:func:`window_matrix_np`).
+    Cached and read-only.
     """
     if scale < 1:  # antialiasing: stretch the kernel
         kernel_scale = scale
@@ -58,11 +59,51 @@ def weight_matrix_np(in_length, out_length, scale):
     # Symmetric padding that repeats the edge pixel: 1..L, L..1, repeated.
     period = np.concatenate([np.arange(in_length), np.arange(in_length)[::-1]])
     columns = period[np.mod(taps.astype(np.int64) - 1, 2 * in_length)]
-    matrix = np.zeros((out_length, in_length), dtype=np.float64)
-    rows = np.broadcast_to(np.arange(out_length)[:, None], columns.shape)
+    for array in (columns, weights):
+        array.flags.writeable = False
+    return columns, weights
+
+
+def _dense(columns, weights, in_length):
+    matrix = np.zeros((columns.shape[0], in_length), dtype=np.float64)
+    rows = np.broadcast_to(np.arange(columns.shape[0])[:, None], columns.shape)
+    # add.at sums duplicate (row, column) pairs, as mirrored taps need.
     np.add.at(matrix, (rows, columns), weights)
+    return matrix
+
+
+# Benchmark sets repeat a few image sizes: reuse their matrices (read-only).
+@functools.lru_cache(maxsize=64)
+def weight_matrix_np(in_length, out_length, scale):
+    """The ``(out_length, in_length)`` float64 matrix of one 1-D MATLAB bicubic resize.
+
+    Mirrors MATLAB's ``contributions``; the dropped all-zero tap columns of
+    MATLAB make no difference in a dense matrix. The result is cached and
+    read-only.
+    """
+    matrix = _dense(*contributions_np(in_length, out_length, scale), in_length)
     matrix.flags.writeable = False
     return matrix
+
+
+def window_matrix_np(in_length, out_length, scale, out_start, out_stop):
+    """Rows ``out_start:out_stop`` of :func:`weight_matrix_np`, cut to the input they read.
+
+    Returns ``(in_start, in_stop, matrix)``: ``matrix @ input[in_start:in_stop]``
+    is ``weight_matrix_np(...)[out_start:out_stop] @ input``, as the columns
+    left out hold only zeros. The input window is exactly the taps of those
+    output pixels (4 for upscaling: ``floor(u - 2) + 1 .. floor(u - 2) + 4``
+    around ``u = (i + 0.5) / scale + 0.5``, 1-based, mirrored at the edges),
+    so no extra margin is needed and none is guessed.
+    """
+    columns, weights = contributions_np(in_length, out_length, scale)
+    columns, weights = columns[out_start:out_stop], weights[out_start:out_stop]
+    # Zero-weight taps are dropped, so the window is no wider than needed.
+    used = weights != 0
+    in_start, in_stop = int(columns[used].min()), int(columns[used].max()) + 1
+    # A dropped tap adds its zero weight to column 0 of the window: no change.
+    local = np.where(used, columns - in_start, 0)
+    return in_start, in_stop, _dense(local, weights, in_stop - in_start)
 
 
 def _check_length(name, in_length, out_length):

@@ -63,7 +63,7 @@ def test_bad_files_fail_alone_with_one_line_each(tmp_path, model_path, capsys):
         "missing.png": "no such file",
         "notes.txt": "unsupported or unrecognised image format",
         "empty.png": "image is empty (0x5 pixels)",
-        "wide.png": "output would be 32776x8 pixels",
+        "wide.png": "output: 32776x8 pixels is over the output limit",
     }
     assert len(errors) == len(expected)
     for name, message in expected.items():
