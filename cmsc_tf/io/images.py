@@ -17,6 +17,7 @@ the file; nothing is ever left half-written.
 
 import os
 import pathlib
+import stat
 import warnings
 
 import numpy as np
@@ -84,6 +85,9 @@ def read_image(path):
         raise ImageError(f"{path}: no such file")
     if os.path.isdir(path):
         raise ImageError(f"{path}: is a folder, not an image")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        # Opening a FIFO blocks until a writer comes; a device may never end.
+        raise ImageError(f"{path}: not a regular file (a FIFO, socket or device)")
     try:
         # Pillow's own bomb guard (PIL.Image.MAX_IMAGE_PIXELS, a process-wide
         # setting left as the user has it) warns in open() above its limit and
