@@ -36,7 +36,7 @@ setup(
         "test": [
             "pytest>=8,<10",
             "pytest-xdist>=3.6,<4",
-            "hypothesis>=6.100,<7",  # tests/deploy/test_serving_fuzz.py
+            "hypothesis>=6.100,<7",  # the fuzz tests of the image reader and the serving signature
             "tensorflow-serving-api>=2.18,<2.22",
             "nbclient>=0.10,<1",
             "nbformat>=5.9,<6",
