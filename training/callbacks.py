@@ -28,12 +28,12 @@ class Progress:
     step: int = 0                       # batches trained since the run began
     seconds: float = 0.0                # training time, across resumes
     last_epoch_seconds: float = 0.0     # how long the latest epoch took (the budget's forecast)
-    budget_decay_epoch: int = None      # the epoch from which the time budget decayed the rate
+    budget_decay_step: int = None       # the global step from which the time budget decayed the rate
     stopped_by_budget: bool = False
 
     def saved(self):
         return {"seconds": round(self.seconds, 3), "last_epoch_seconds": round(self.last_epoch_seconds, 3),
-                "budget_decay_epoch": self.budget_decay_epoch}
+                "budget_decay_step": self.budget_decay_step}
 
 
 def finite_loss(logs):
@@ -69,21 +69,26 @@ class StepCounter(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Counts training time; stops at an epoch end when the next epoch would pass `budget_s`.
+    """Counts the run's time; stops at an epoch end when the next epoch would pass `budget_s`.
 
-    With `decay_fraction`, the epoch after the one that passes that fraction
-    of the budget is recorded in `progress.budget_decay_epoch` (the learning
-    rate schedule then decays from it). `clock`: seconds (a test passes a fake one).
+    The time of an epoch includes what runs at its end before this callback
+    (BN recalibration, validation). The forecast is the latest epoch's time,
+    scaled to a whole epoch when it was the rest of an interrupted one. With
+    `decay_fraction`, the step that ends the epoch passing that fraction of the
+    budget is recorded in `progress.budget_decay_step` (the learning rate
+    decays from the next epoch on). `clock`: seconds (a test passes a fake one).
     """
 
-    def __init__(self, progress, budget_s=0.0, decay_fraction=0.0, clock=time.monotonic):
+    def __init__(self, progress, steps_per_epoch, budget_s=0.0, decay_fraction=0.0,
+                 clock=time.monotonic):
         super().__init__()
-        self.progress, self.budget_s, self.decay_fraction, self.clock = (
-            progress, budget_s, decay_fraction, clock)
+        self.progress, self.steps_per_epoch, self.budget_s = progress, steps_per_epoch, budget_s
+        self.decay_fraction, self.clock = decay_fraction, clock
         self._last = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._last = self._epoch_start = self.clock()
+        self._first_step = self.progress.step
 
     def on_train_batch_end(self, batch, logs=None):
         now = self.clock()
@@ -93,12 +98,13 @@ class TimeBudget(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.on_train_batch_end(None)
         progress = self.progress
-        progress.last_epoch_seconds = self._last - self._epoch_start
+        steps = max(1, progress.step - self._first_step)
+        progress.last_epoch_seconds = (self._last - self._epoch_start) * self.steps_per_epoch / steps
         if not self.budget_s:
             return
-        if (self.decay_fraction and progress.budget_decay_epoch is None
+        if (self.decay_fraction and progress.budget_decay_step is None
                 and progress.seconds >= self.decay_fraction * self.budget_s):
-            progress.budget_decay_epoch = epoch + 1
+            progress.budget_decay_step = progress.step
         if progress.seconds + progress.last_epoch_seconds > self.budget_s:
             logging.info("time budget of %.0f s reached after %.0f s", self.budget_s, progress.seconds)
             progress.stopped_by_budget = True

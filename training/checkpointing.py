@@ -61,8 +61,8 @@ def global_step(state, steps_per_epoch=None):
         return int(state["step"])
     if "steps_done" in state:
         return int(state["steps_done"])
-    if not steps_per_epoch:
-        steps_per_epoch = state.get("steps_per_epoch")
+    # The epoch length the state was counted in: its own, else the run's.
+    steps_per_epoch = state.get("steps_per_epoch") or steps_per_epoch
     if not steps_per_epoch:
         raise ValueError("this state.json counts steps per epoch; the steps per epoch are unknown")
     return int(state["epoch"]) * int(steps_per_epoch) + int(state["step"])
@@ -82,9 +82,14 @@ def read_state(model_dir, steps_per_epoch=None):
         raise FileNotFoundError(
             f"{path} names {weights}, which is missing; the run directory "
             "was modified by hand. Delete state.json to start over.")
-    legacy = {k: state.pop(k) for k in ("epoch", "steps_done") if k in state}
-    if legacy:
-        state["step"] = global_step({**legacy, **state, "step": state.get("step", 0)}, steps_per_epoch)
+    if "epoch" in state:
+        if state.get("budget_decay_epoch") is not None and state.get("steps_done") and state["epoch"]:
+            # jax_main counted it in epochs of its own length (steps done / epochs done).
+            epoch_length = int(state["steps_done"]) // int(state["epoch"])
+            state["budget_decay_step"] = int(state.pop("budget_decay_epoch")) * epoch_length
+        state["step"] = global_step(state, steps_per_epoch)
+        for key in ("epoch", "steps_done"):
+            state.pop(key, None)
     return state
 
 

@@ -103,6 +103,17 @@ class TrainConfig:
              f"{sorted(set(self.scales) - set(self.scale_loss_weights))}"),
             (all(_finite_positive(w) for w in self.scale_loss_weights.values()),
              f"scale_loss_weights must be positive, got {self.scale_loss_weights}"),
+            (self.strategy != "multi_worker" or self.steps_per_execution == 1,
+             "--strategy=multi_worker needs --steps_per_execution=1"),
+            # Each worker keeps its own clock: the workers could stop at different epochs.
+            (self.strategy != "multi_worker" or not self.time_budget_s,
+             "--time_budget_s is not supported with --strategy=multi_worker"),
+            (self.checkpoint_every_steps % self.steps_per_execution == 0,
+             "checkpoint_every_steps must be a multiple of steps_per_execution"),
+            (bool(self.val_scales) and all(int(s) == s and s >= 2 for s in self.val_scales),
+             "val_scales must be integers >= 2"),
+            (self.val_max_images >= 0 and self.image_summaries >= 0,
+             "val_max_images and image_summaries must be >= 0"),
             (bool(self.train_sets), "train_sets is empty"),
             (bool(self.model_dir), "model_dir is empty"),
         ]
@@ -110,11 +121,12 @@ class TrainConfig:
             if not ok:
                 raise ValueError(message)
 
-    def learning_rate_at(self, epoch, budget_decay_epoch=None):
+    def learning_rate_at(self, epoch, steps_per_epoch, budget_decay_step=None):
         """The rate of epoch `epoch` (0-based): decayed at each of `lr_decay_epochs` passed, and
-        once more from `budget_decay_epoch` (where the time budget decayed it)."""
+        once more in the epochs that start at or after `budget_decay_step` (a global step,
+        where the time budget decayed it)."""
         decays = sum(1 for boundary in self.lr_decay_epochs if epoch >= boundary)
-        decays += int(budget_decay_epoch is not None and epoch >= budget_decay_epoch)
+        decays += int(budget_decay_step is not None and epoch * steps_per_epoch >= budget_decay_step)
         return float(self.learning_rate * self.lr_decay_factor ** decays)
 
 

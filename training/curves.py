@@ -4,8 +4,11 @@ Flag-free, so that `training.plot_curves` and `training.claims` share it.
 """
 
 import csv
+import io
 import json
 import pathlib
+
+from cmsc_tf.io import atomic
 
 
 # Where a run's per-epoch metrics are: the trainer's log, then the log of the
@@ -15,12 +18,25 @@ LOG_FILES = ("training_log.csv", "sidecar_log.csv")
 
 
 def append_row(path, row):
-    """Appends `row` ({column: value}) to the CSV log at `path`, writing the header first if it is new."""
-    new = not path.exists()
-    with open(path, "a") as handle:
-        if new:
-            handle.write(",".join(row) + "\n")
-        handle.write(",".join(str(v) for v in row.values()) + "\n")
+    """Appends `row` ({column: value}) to the CSV log at `path`, under its header.
+
+    A row with columns the log does not have yet (a log of the earlier
+    trainers, a first epoch without validation, a phase with more stages)
+    rewrites the log atomically with every column, the old rows' new cells empty.
+    """
+    path = pathlib.Path(path)
+    rows = _rows(path) if path.exists() else []
+    columns = list(rows[0]) if rows else []
+    if rows and not set(row) - set(columns):
+        with open(path, "a", newline="") as handle:
+            csv.DictWriter(handle, columns, restval="").writerow(row)
+        return
+    columns += [c for c in row if c not in columns]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, restval="")
+    writer.writeheader()
+    writer.writerows([*rows, row])
+    atomic.write_text(path, text.getvalue())
 
 
 def _rows(path):
@@ -47,15 +63,18 @@ def read_curve(model_dir, metric):
         columns = sorted({c for rows in logs.values() for c in rows[0]})
         raise ValueError(f"{model_dir}: no column {metric!r} in {', '.join(logs)}; columns: {', '.join(columns)}")
     _, rows = found[0]
-    if rows and "step" in rows[0]:
+    rows = [row for row in rows if row.get(metric)]  # a cell is empty where an epoch lacked the column
+    if all(row.get("step") for row in rows):
         return [(int(row["step"]), float(row[metric])) for row in rows]
-    # The earlier trainer's state.json holds the resolved count (config.json says 0 for "one paper epoch").
+    # The earlier tf.data trainer logged no step: its state.json holds the resolved
+    # epoch length (config.json says 0 for "one paper epoch"), its epochs count from 0.
     state = model_dir / "state.json"
     steps_per_epoch = json.loads(state.read_text()).get("steps_per_epoch") if state.is_file() else None
     steps_per_epoch = steps_per_epoch or json.loads(config.read_text()).get("steps_per_epoch")
     if not steps_per_epoch:
         raise ValueError(f"{model_dir}: the steps per epoch are unknown (no state.json yet)")
-    return [((int(row["epoch"]) + 1) * steps_per_epoch, float(row[metric])) for row in rows]
+    return [(int(row["step"]) if row.get("step") else (int(row["epoch"]) + 1) * steps_per_epoch,
+             float(row[metric])) for row in rows]
 
 
 def plot(curves, metric, out, title="", log_y=False):
@@ -64,8 +83,6 @@ def plot(curves, metric, out, title="", log_y=False):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from cmsc_tf.io import atomic
 
     figure, axes = plt.subplots(figsize=(6, 4))
     for label, points in curves.items():

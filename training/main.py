@@ -69,7 +69,8 @@ flags.DEFINE_list("scale_loss_weights", [], "scale=weight for every training sca
                   "term of Eq. 8 is multiplied by its scale's weight (empty: the paper's loss).")
 flags.DEFINE_integer("epochs", _D.epochs, "Epochs.")
 flags.DEFINE_float("time_budget_s", _D.time_budget_s, "Stop at the epoch end after which the next "
-                   "epoch would pass this many seconds of training (0: no limit); a rerun resumes.")
+                   "epoch would pass this many seconds (epochs with their validation; 0: no limit); "
+                   "a rerun resumes.")
 flags.DEFINE_float("decay_at_budget_fraction", _D.decay_at_budget_fraction, "Also decay the rate "
                    "from the epoch after this fraction of the time budget is spent (0: never).")
 # Where and how.

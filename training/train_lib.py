@@ -102,14 +102,14 @@ def make_callbacks(config, run, source, val_images, clock):
     callbacks = [
         cb.StepCounter(progress, run.steps_per_epoch, run.start_step),
         keras.callbacks.LearningRateScheduler(
-            lambda epoch, _: config.learning_rate_at(epoch, progress.budget_decay_epoch)),
+            lambda epoch, _: config.learning_rate_at(epoch, run.steps_per_epoch, progress.budget_decay_step)),
     ]
     if config.bn_recalibration_batches:
         callbacks.append(cb.BatchNormRecalibration(
             [source.batch(CALIBRATION_STEP + i)[:2] for i in range(config.bn_recalibration_batches)]))
     if val_images and chief:
         callbacks.append(cb.ValidationPSNR(val_images, config.val_scales))
-    callbacks += [nan_guard, cb.TimeBudget(progress, config.time_budget_s,
+    callbacks += [nan_guard, cb.TimeBudget(progress, run.steps_per_epoch, config.time_budget_s,
                                            config.decay_at_budget_fraction, clock)]
     if chief:
         callbacks.append(cb.TrainingLog(model_dir / "training_log.csv", progress))
@@ -117,7 +117,9 @@ def make_callbacks(config, run, source, val_images, clock):
             logging.warning("TensorBoard needs tensorflow and tensorboard: writing no summaries")
         elif config.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(
-                str(model_dir / "tensorboard"), update_freq=max(1, config.checkpoint_every_steps // 10)))
+                str(model_dir / "tensorboard"),
+                update_freq=max(1, config.checkpoint_every_steps // 10) if config.checkpoint_every_steps
+                else "epoch"))
             if val_images and config.image_summaries:
                 callbacks.append(cb.ImageSummaries(
                     str(model_dir / "tensorboard" / "images"),
@@ -204,6 +206,10 @@ def _run(config, flags_text, clock):
     if config.pipeline == "paper" and steps_per_epoch > source.steps_per_pass:
         raise ValueError(f"steps_per_epoch={steps_per_epoch} is more than one pass over the "
                          f"{source.num_paper_pairs} pairs allows ({source.steps_per_pass})")
+    if steps_per_epoch % config.steps_per_execution:
+        # Keras runs whole executions: an epoch would take batches of the next one.
+        raise ValueError(f"steps_per_epoch ({steps_per_epoch}) must be a multiple of "
+                         f"steps_per_execution ({config.steps_per_execution})")
     val_images = load_validation_images(config)
     keras.utils.set_random_seed(config.seed)
     dist = distribution.make(config.strategy, config.tpu, config.batch_size)
@@ -216,11 +222,15 @@ def _run(config, flags_text, clock):
         state = checkpointing.restore(model, model_dir, steps_per_epoch) or {"step": 0}
         progress = cb.Progress(step=state["step"], seconds=float(state.get("seconds", 0.0)),
                                last_epoch_seconds=float(state.get("last_epoch_seconds", 0.0)),
-                               budget_decay_epoch=state.get("budget_decay_epoch"))
+                               budget_decay_step=state.get("budget_decay_step"))
         run_state = _Run(dist, steps_per_epoch, progress.step, progress)
+        if progress.step % steps_per_epoch % config.steps_per_execution:
+            raise ValueError(f"the checkpoint at step {progress.step} lies within an epoch where "
+                             f"--steps_per_execution={config.steps_per_execution} cannot resume; "
+                             "rerun with --steps_per_execution=1 to finish the epoch")
         if state["step"]:
             changed = checkpointing.changed_config_keys(model_dir, _config_fields(config),
-                                                        ignore=("epochs", "time_budget_s", "verbose"))
+                                                        ignore=("epochs", "time_budget_s", "verbose", "backend"))
             if changed:
                 logging.warning("resuming %s with changed settings (%s): a new phase, or a mistake",
                                 model_dir, ", ".join(changed))
@@ -233,8 +243,6 @@ def _run(config, flags_text, clock):
         if config.strategy == "multi_worker":
             from training.keras_hooks import prepare_multi_worker_fit
 
-            if config.steps_per_execution != 1:
-                raise ValueError("--strategy=multi_worker needs --steps_per_execution=1")
             shape = (config.batch_size // dist.num_replicas, config.patch_size, config.patch_size, 1)
             shapes = [shape, shape] + [shape[:1]] * bool(config.scale_loss_weights)
             prepare_multi_worker_fit(model, dist.strategy, shapes)
@@ -261,7 +269,7 @@ def _finish(config, model, run_state, callbacks, source):
                "steps_per_epoch": run_state.steps_per_epoch,
                "patches_seen": progress.step * config.batch_size, "seconds": round(progress.seconds, 1),
                "stopped_by_budget": progress.stopped_by_budget,
-               "budget_decay_epoch": progress.budget_decay_epoch,
+               "budget_decay_step": progress.budget_decay_step,
                "paper_pairs_per_pass": source.num_paper_pairs}
     validation = next((c for c in callbacks if isinstance(c, cb.ValidationPSNR)), None)
     if validation is not None:

@@ -216,12 +216,12 @@ def test_time_budget_stops_at_an_epoch_end_records_the_decay_and_carries_over(tm
     """Every clock reading costs 1 s: per epoch of 3 steps the budget sees 4 s (3 batch
     ends + the epoch end after the epoch begin's reading). Budget 14 s: after 3 epochs
     (12 s) the next would end at 16 s > 14 s, so it stops at step 9; the decay fraction
-    0.5 (7 s) is passed at epoch 2's end (8 s), so the rate decays from epoch index 2."""
+    0.5 (7 s) is passed at epoch 2's end (8 s, step 6), so the rate decays from epoch index 2."""
     config = tiny_config(tmp_path, epochs=20, time_budget_s=14, decay_at_budget_fraction=0.5,
                          learning_rate=1e-3, lr_decay_factor=0.1)
     summary, model = train_lib.run(config, clock=FakeClock(1.0))
     assert summary["step"] == 9 and summary["stopped_by_budget"]
-    assert summary["seconds"] == 12 and summary["budget_decay_epoch"] == 2
+    assert summary["seconds"] == 12 and summary["budget_decay_step"] == 6
     rates = [float(row["learning_rate"]) for row in csv.DictReader(open(tmp_path / "training_log.csv"))]
     assert rates == pytest.approx([1e-3, 1e-3, 1e-4])
     # A rerun with the budget spent trains nothing; a larger budget goes on with the decay kept.
@@ -229,16 +229,20 @@ def test_time_budget_stops_at_an_epoch_end_records_the_decay_and_carries_over(tm
     assert summary["step"] == 9
     summary, _ = train_lib.run(TrainConfig(**{**config.__dict__, "time_budget_s": 22}),
                                clock=FakeClock(1.0))
-    assert summary["step"] == 15 and summary["seconds"] == 20 and summary["budget_decay_epoch"] == 2
+    assert summary["step"] == 15 and summary["seconds"] == 20 and summary["budget_decay_step"] == 6
     rates = [float(row["learning_rate"]) for row in csv.DictReader(open(tmp_path / "training_log.csv"))]
     assert rates == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4, 1e-4])
 
 
 def test_learning_rate_decays_at_the_listed_epochs_and_the_budget_epoch():
     config = TrainConfig(learning_rate=0.1, lr_decay_epochs=(10, 20), lr_decay_factor=0.1)
-    assert [config.learning_rate_at(e) for e in (0, 9, 10, 19, 20, 49)] == pytest.approx(
+    assert [config.learning_rate_at(e, 100) for e in (0, 9, 10, 19, 20, 49)] == pytest.approx(
         [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
-    assert config.learning_rate_at(12, budget_decay_epoch=12) == pytest.approx(0.001)
+    # The budget's decay counts from a global step: the epochs that start at or after it.
+    assert config.learning_rate_at(12, 100, budget_decay_step=1200) == pytest.approx(0.001)
+    assert config.learning_rate_at(11, 100, budget_decay_step=1200) == pytest.approx(0.01)
+    assert config.learning_rate_at(4, 250, budget_decay_step=1200) == pytest.approx(0.1)
+    assert config.learning_rate_at(5, 250, budget_decay_step=1200) == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -265,14 +269,18 @@ def test_a_model_dir_that_cannot_be_created_is_one_line(tmp_path):
 
 
 def test_state_files_of_the_earlier_trainers_resume_at_their_global_step(tmp_path):
-    """training.main's {"epoch", "step" within it} and jax_main's "steps_done"."""
+    """training.main's {"epoch", "step" within it} counted in its own epoch length (not the
+    resuming run's), and jax_main's "steps_done" with its budget decay epoch."""
     (tmp_path / "ckpt-e0008-s000100.weights.h5").write_text("")
     (tmp_path / "state.json").write_text(json.dumps(
         {"epoch": 8, "step": 100, "weights": "ckpt-e0008-s000100.weights.h5", "steps_per_epoch": 500}))
-    assert checkpointing.read_state(tmp_path)["step"] == 8 * 500 + 100
+    assert checkpointing.read_state(tmp_path, steps_per_epoch=250)["step"] == 8 * 500 + 100
     (tmp_path / "state.json").write_text(json.dumps(
-        {"epoch": 46, "step": 0, "steps_done": 15500, "weights": "ckpt-e0008-s000100.weights.h5"}))
-    assert checkpointing.read_state(tmp_path, steps_per_epoch=250)["step"] == 15500
+        {"epoch": 62, "step": 0, "steps_done": 15500, "budget_decay_epoch": 57,
+         "weights": "ckpt-e0008-s000100.weights.h5"}))
+    state = checkpointing.read_state(tmp_path, steps_per_epoch=100)
+    assert state["step"] == 15500 and state["budget_decay_step"] == 57 * 250
+    assert "epoch" not in state and "budget_decay_epoch" not in state
 
 
 def _model_arrays(model_dir, config):
@@ -312,3 +320,47 @@ def test_bn_recalibration_runs_after_each_epoch_on_the_fixed_calibration_batches
         np.testing.assert_allclose(b, keras.ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-6)
         if i in moving:
             assert not np.allclose(a, b)  # Keras's moving averages were replaced
+
+
+def test_steps_per_execution_must_divide_the_epoch_and_the_checkpoint_interval(tmp_path):
+    with pytest.raises(ValueError, match=r"steps_per_epoch \(3\) must be a multiple of steps_per_execution \(2\)"):
+        train_lib.run(tiny_config(tmp_path / "a", steps_per_execution=2))
+    with pytest.raises(ValueError, match="checkpoint_every_steps must be a multiple of steps_per_execution"):
+        train_lib.run(tiny_config(tmp_path / "b", steps_per_execution=2, steps_per_epoch=4,
+                                  checkpoint_every_steps=3))
+    summary, _ = train_lib.run(tiny_config(tmp_path / "c", steps_per_execution=2, steps_per_epoch=4,
+                                           checkpoint_every_steps=2, epochs=2))
+    assert summary["step"] == 8
+    log = list(csv.DictReader(open(tmp_path / "c" / "training_log.csv")))
+    assert [row["step"] for row in log] == ["4", "8"]
+
+
+def test_a_log_with_other_columns_is_rewritten_with_every_column(tmp_path):
+    """A legacy log (another column order, no step) resumed by this trainer stays aligned."""
+    from training import curves
+
+    path = tmp_path / "training_log.csv"
+    path.write_text("epoch,loss\n0,2.5\n")
+    curves.append_row(path, {"step": 10, "epoch": 2, "loss": 1.5, "val_psnr": 30.0})
+    curves.append_row(path, {"step": 20, "epoch": 3, "loss": 1.0, "val_psnr": 31.0})
+    rows = list(csv.DictReader(open(path)))
+    assert list(rows[0]) == ["epoch", "loss", "step", "val_psnr"]
+    assert [(r["epoch"], r["loss"], r["step"], r["val_psnr"]) for r in rows] == [
+        ("0", "2.5", "", ""), ("2", "1.5", "10", "30.0"), ("3", "1.0", "20", "31.0")]
+
+
+def test_the_budget_forecasts_a_whole_epoch_from_the_rest_of_an_interrupted_one():
+    """Resumed at step 10 of epochs of 4 steps: the fit covers steps 11 and 12 only. With a
+    clock that advances 1 s a reading, those 2 steps take 3 s (epoch begin to epoch end),
+    so the next epoch of 4 steps is forecast at 6 s, not 3 s."""
+    from training.callbacks import Progress, TimeBudget
+
+    progress = Progress(step=10)
+    budget = TimeBudget(progress, steps_per_epoch=4, budget_s=100, clock=FakeClock(1.0))
+    budget.set_model(keras.Sequential())
+    budget.on_epoch_begin(2)
+    for step in (11, 12):
+        progress.step = step
+        budget.on_train_batch_end(step)
+    budget.on_epoch_end(2)
+    assert progress.seconds == 3 and progress.last_epoch_seconds == 6

@@ -3,8 +3,8 @@
 The pairs are made by the source in NumPy (`tf.numpy_function`), so this feed
 and the NumPy generator give the same batches for the same (seed, step), bit
 for bit; tf.data adds prefetching and what `tf.distribute` needs: under
-MultiWorkerMirroredStrategy every worker builds this dataset and keeps every
-N-th batch (sharding by data, since the pairs come from memory, not files).
+MultiWorkerMirroredStrategy every worker builds this dataset, which
+tf.distribute shards by data (the pairs come from memory, not files).
 """
 
 import tensorflow as tf
