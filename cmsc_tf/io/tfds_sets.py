@@ -1,14 +1,54 @@
-"""The image sets of :mod:`cmsc_tf.io.image_sets` as TensorFlow Datasets: ``load_images(set_name)``.
+"""The image sets of :mod:`cmsc_tf.io.image_sets` as registered TensorFlow Datasets.
 
-The only module of :mod:`cmsc_tf.io` that imports TensorFlow / TFDS. Its
-builders read every image through :func:`cmsc_tf.io.image_sets.read_set`, so
-a set has the same names, files and pixels here as in the TensorFlow-free
-reader. Preparing a set (once, into the TFDS directory) reads local files
-only: GCS and downloads are switched off.
+Importing this module registers two builders with TFDS, the TFDS convention
+for datasets defined outside the TFDS package (one import is needed, as for
+any community dataset)::
+
+    import tensorflow_datasets as tfds
+    import cmsc_tf.io.tfds_sets  # noqa: F401  registers sr_folder and skimage_photos
+
+    ds = tfds.load("sr_folder/set5", split="test", data_dir="~/tensorflow_datasets",
+                   download_and_prepare_kwargs={"download_config": tfds.download.DownloadConfig(
+                       manual_dir="/path/to/datasets")})
+    photos = tfds.load("skimage_photos", split="test")
+
+* ``sr_folder/<set>``, one config per folder set of
+  :data:`cmsc_tf.io.image_sets.FOLDER_SETS` (``t91``, ``bsd200`` as split
+  ``train``; ``set5``, ``set14``, ``bsd100``, ``urban100`` as split ``test``).
+  Nothing is downloaded: the manual dir is the datasets folder, laid out like
+  the shared ``datasets/`` (:data:`~cmsc_tf.io.image_sets.LAYOUT_HELP`). It is
+  TFDS's default ``<data_dir>/downloads/manual/`` unless ``manual_dir=`` says
+  otherwise.
+* ``skimage_photos``: the photographs of ``skimage.data``, split ``train``
+  (:data:`~cmsc_tf.io.image_sets.TRAIN_PHOTOS`) and ``test``
+  (:data:`~cmsc_tf.io.image_sets.TEST_PHOTOS`, held out).
 
 Each example is one HR image as ``[H, W, 3]`` uint8 (grayscale replicated, so
 that one TFDS feature holds both kinds), its ``grayscale`` flag (the
-protocol's luminance rule differs for gray and RGB images) and its name.
+protocol's luminance rule differs for gray and RGB images) and its name. The
+builders read every image through :func:`cmsc_tf.io.image_sets.read_set`, so
+a set has the same names, files and pixels here as in the TensorFlow-free
+reader. GCS lookups are switched off.
+
+Stale preparations. TFDS keys a prepared set by name, config and version
+only, but a local folder can change (or another folder be passed) without a
+new version. A prepared ``sr_folder`` set therefore records a fingerprint of
+its source folder (absolute path, file names, sizes and modification times)
+in its metadata. Reading a prepared set whose source folder has changed
+since, or ``download_and_prepare`` over a prepared set with a manual dir
+that does not match it, raises :class:`StalePreparationError` instead of
+serving the old copy (a source folder that no longer exists is not checked:
+the prepared copy stands alone); re-prepare with
+``DownloadConfig(download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS)``
+or delete the prepared folder. :func:`load_images` re-prepares by itself.
+
+Who reads through TFDS. Nothing in training does: the trainer must run on
+any Keras backend, including JAX hosts without TensorFlow, so it reads its
+sets with :mod:`cmsc_tf.io.image_sets` (NumPy and Pillow). ``training.evaluate``
+reads benchmark folders directly through :mod:`cmsc_tf.eval.benchmark`: the
+evaluation protocol reads each file exactly as written (gray stays gray, no
+re-encoding or replicated channels) and needs no TensorFlow. These builders
+are for users who want ``tfds.load``-style access to the same sets.
 """
 
 import dataclasses
@@ -20,6 +60,13 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from cmsc_tf.io import image_sets
+
+FINGERPRINT_KEY = "source_fingerprint"
+SOURCE_KEY = "source_folder"
+
+
+class StalePreparationError(RuntimeError):
+    """A prepared set was made from a folder that has since changed, or from another folder."""
 
 
 def as_rgb_uint8(array):
@@ -39,18 +86,24 @@ def as_rgb_uint8(array):
     return np.ascontiguousarray(array[..., :3]), False
 
 
-class LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """A GeneratorBasedBuilder that reads local files and registers nothing.
+def folder_fingerprint(folder):
+    """A short hash of the folder's absolute path and its images' names, sizes and times."""
+    digest = hashlib.sha1(str(pathlib.Path(folder).resolve()).encode())
+    for path in image_sets.list_images(folder):
+        stat = path.stat()
+        digest.update(f"\0{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
 
-    Two things differ from a stock ``GeneratorBasedBuilder``:
 
-    - ``skip_registration=True``: importing this module fills no global
-      registry; callers instantiate the class they want.
-    - ``code_path`` is None. TFDS uses it only to find a ``checksums.tsv`` of
-      download URLs, which builders that download nothing do not have; and
-      TFDS 4.9.10 computes it through ``importlib_resources``, a package it
-      does not declare as a dependency on Python >= 3.9
-      (tensorflow/datasets#11212), so the stock property fails on a fresh install.
+class _LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Base of the two builders: reads local files, never GCS.
+
+    ``skip_registration`` applies to this abstract base only; the subclasses
+    register. ``code_path`` is None: TFDS uses it only to find a
+    ``checksums.tsv`` of download URLs, which builders that download nothing
+    do not have; and TFDS 4.9.10 computes it through ``importlib_resources``,
+    a package it does not declare as a dependency on Python >= 3.9
+    (tensorflow/datasets#11212), so the stock property fails on a fresh install.
     """
 
     @tfds.core.utils.classproperty
@@ -66,7 +119,17 @@ class LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 "name": tfds.features.Text(),
             }),
             description=self.DESCRIPTION,
+            metadata=tfds.core.MetadataDict(),
         )
+
+    def download_and_prepare(self, *, download_dir=None, download_config=None, **kwargs):
+        download_config = dataclasses.replace(download_config or tfds.download.DownloadConfig(),
+                                              try_download_gcs=False)
+        self._check_not_stale(download_dir, download_config)
+        super().download_and_prepare(download_dir=download_dir, download_config=download_config, **kwargs)
+
+    def _check_not_stale(self, download_dir, download_config):
+        del download_dir, download_config
 
     def _generate_examples(self, set_name, data_dir=None):
         for name, array in image_sets.read_set(set_name, data_dir):
@@ -82,24 +145,65 @@ class SrFolderConfig(tfds.core.BuilderConfig):
     split: str = "train"
 
 
-class SrFolder(LocalBuilder, skip_registration=True):
-    """The folder sets of :data:`image_sets.FOLDER_SETS`; the manual dir is the datasets folder."""
+class SrFolder(_LocalBuilder):
+    """``sr_folder/<set>``: the folder sets of :data:`image_sets.FOLDER_SETS`; the manual dir is the datasets folder."""
 
-    DESCRIPTION = "HR images of one super-resolution set, read from a local folder."
+    DESCRIPTION = "HR images of one super-resolution set, read from a local folder (the manual dir)."
     BUILDER_CONFIGS = [
         SrFolderConfig(name=name, subdir=subdir, split="train" if subdir.startswith("train/") else "test",
-                       version=tfds.core.Version("1.0.0"), description=f"<datasets>/{subdir}")
+                       version=tfds.core.Version("1.0.0"), description=f"<manual_dir>/{subdir}")
         for name, subdir in image_sets.FOLDER_SETS.items()
     ]
-    MANUAL_DOWNLOAD_INSTRUCTIONS = image_sets.LAYOUT_HELP
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "The manual dir (default <data_dir>/downloads/manual/, or "
+        "DownloadConfig(manual_dir=...)) is the datasets folder.\n" + image_sets.LAYOUT_HELP)
+
+    def _manual_dir(self, download_dir, download_config):
+        """The manual dir as TFDS resolves it (DatasetBuilder._make_download_manager)."""
+        download_dir = pathlib.Path(download_dir or pathlib.Path(str(self.data_dir_root)) / "downloads")
+        return pathlib.Path(download_config.manual_dir or download_dir / "manual").expanduser()
+
+    def _check_not_stale(self, download_dir, download_config):
+        if not self.is_prepared() or download_config.download_mode.overwrite_dataset:
+            return
+        folder = self._manual_dir(download_dir, download_config) / self.builder_config.subdir
+        recorded = self.info.metadata.get(FINGERPRINT_KEY)
+        current = folder_fingerprint(folder) if folder.is_dir() else None
+        if current is not None and recorded != current:
+            raise StalePreparationError(
+                f"{self.info.full_name} in {self.data_dir} was prepared from "
+                f"{self.info.metadata.get(SOURCE_KEY, 'another folder')}, and {folder} differs from "
+                "that preparation (other folder, or files changed). Re-prepare it: "
+                "download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=..., "
+                "download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS)), or delete "
+                f"{self.data_dir}.")
+
+    def _as_dataset(self, *args, **kwargs):
+        # tfds.load skips download_and_prepare for a prepared set: check here
+        # that the folder it was prepared from is unchanged. A source folder
+        # that no longer exists is not checked: the prepared copy stands alone.
+        source = self.info.metadata.get(SOURCE_KEY)
+        if source and pathlib.Path(source).is_dir():
+            if folder_fingerprint(source) != self.info.metadata.get(FINGERPRINT_KEY):
+                raise StalePreparationError(
+                    f"{self.info.full_name} in {self.data_dir} was prepared from {source}, whose files "
+                    "have changed since. Re-prepare it: download_and_prepare(download_config="
+                    "tfds.download.DownloadConfig(manual_dir=..., "
+                    "download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS)), or delete "
+                    f"{self.data_dir}.")
+        return super()._as_dataset(*args, **kwargs)
 
     def _split_generators(self, dl_manager):
         config = self.builder_config
-        return {config.split: self._generate_examples(config.name, dl_manager.manual_dir)}
+        root = pathlib.Path(dl_manager.manual_dir)
+        folder = image_sets.set_folder(config.name, root)  # the folder errors, with the layout help
+        self.info.metadata[SOURCE_KEY] = str(folder.resolve())
+        self.info.metadata[FINGERPRINT_KEY] = folder_fingerprint(folder)
+        return {config.split: self._generate_examples(config.name, root)}
 
 
-class SkimagePhotos(LocalBuilder, skip_registration=True):
-    """The photographs of skimage.data with the fixed split of :mod:`image_sets`."""
+class SkimagePhotos(_LocalBuilder):
+    """``skimage_photos``: the photographs of skimage.data with the fixed split of :mod:`image_sets`."""
 
     VERSION = tfds.core.Version("1.0.0")
     DESCRIPTION = "Photographs shipped with scikit-image (skimage.data)."
@@ -111,36 +215,17 @@ class SkimagePhotos(LocalBuilder, skip_registration=True):
         return {split: self._generate_examples(set_name) for split, set_name in self.SPLITS.items()}
 
 
-def _builder(set_name, data_dir, tfds_dir):
-    """(builder, split, manual dir or None) of a set name."""
-    for split, skimage_set in SkimagePhotos.SPLITS.items():
-        if set_name == skimage_set:
-            return SkimagePhotos(data_dir=tfds_dir), split, None
-    folder = image_sets.set_folder(set_name, data_dir)  # the name and folder errors
-    # TFDS keys a prepared set by name and version only; a subfolder named by
-    # the folder's fingerprint makes another folder, or changed images, a
-    # new preparation instead of a silently stale one.
-    prepared_dir = _tfds_base(tfds_dir) / "sr_folder_sources" / folder_fingerprint(folder)
-    builder = SrFolder(config=set_name, data_dir=str(prepared_dir))
-    return builder, builder.builder_config.split, image_sets.resolve_data_dir(data_dir)
-
-
 def _tfds_base(tfds_dir):
     base = tfds_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
     return pathlib.Path(base).expanduser()
 
 
-def folder_fingerprint(folder):
-    """A short hash of the folder's absolute path and its images' names, sizes and times."""
-    digest = hashlib.sha1(str(pathlib.Path(folder).resolve()).encode())
-    for path in image_sets.list_images(folder):
-        stat = path.stat()
-        digest.update(f"\0{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:16]
-
-
 def load_images(set_name, data_dir=None, tfds_dir=None):
     """tf.data.Dataset of {"image": [H, W, 3] uint8, "grayscale": bool, "name": str}.
+
+    The registered builders in the standard layout: ``sr_folder/<set_name>``
+    with ``data_dir`` as the manual dir, or a split of ``skimage_photos``. A
+    prepared folder set whose folder has changed is prepared again.
 
     Args:
       set_name: one of :func:`cmsc_tf.io.image_sets.set_names`.
@@ -149,13 +234,23 @@ def load_images(set_name, data_dir=None, tfds_dir=None):
       tfds_dir: where TFDS keeps prepared sets (default: TFDS's own default,
         ~/tensorflow_datasets or $TFDS_DATA_DIR).
     """
-    builder, split, manual_dir = _builder(set_name, data_dir, tfds_dir)
-    if not builder.is_prepared():
+    tfds_dir = str(_tfds_base(tfds_dir))
+    for split, skimage_set in SkimagePhotos.SPLITS.items():
+        if set_name == skimage_set:
+            builder = tfds.builder("skimage_photos", data_dir=tfds_dir)
+            builder.download_and_prepare()
+            return builder.as_dataset(split=split, shuffle_files=False)
+    image_sets.set_folder(set_name, data_dir)  # the name and folder errors, before TFDS's
+    manual_dir = str(image_sets.resolve_data_dir(data_dir).resolve())
+    builder = tfds.builder(f"sr_folder/{set_name}", data_dir=tfds_dir)
+    try:
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except StalePreparationError:
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-            manual_dir=str(manual_dir) if manual_dir else None,
-            try_download_gcs=False))
+            manual_dir=manual_dir, download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS))
+        builder = tfds.builder(f"sr_folder/{set_name}", data_dir=tfds_dir)
     # Files are read in order: deterministic; shuffling happens in the pipeline.
-    return builder.as_dataset(split=split, shuffle_files=False)
+    return builder.as_dataset(split=builder.builder_config.split, shuffle_files=False)
 
 
 def load_arrays(set_name, data_dir=None, tfds_dir=None):

@@ -73,3 +73,44 @@ def test_skimage_sets_are_the_embedded_photographs(tmp_path):
     by_name = {name: (image, gray) for name, image, gray in arrays}
     image, gray = by_name["coins"]
     assert gray and np.array_equal(image[..., 0], image_sets.load_photo("coins"))
+
+
+def test_registered_builder_in_the_standard_layout(tmp_path):
+    import tensorflow_datasets as tfds
+
+    make_set(tmp_path / "manual", ["a", "b"], gray=("a",))
+    builder = tfds.builder("sr_folder", data_dir=tmp_path / "tfds", config="set5")
+    assert builder.info.full_name == "sr_folder/set5/1.0.0"
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=tmp_path / "manual"))
+    ds = tfds.load("sr_folder/set5", split="test", data_dir=tmp_path / "tfds", download=False)
+    got = {ex["name"].decode(): bool(ex["grayscale"]) for ex in tfds.as_numpy(ds)}
+    assert got == {"a.png": True, "b.png": False}
+
+
+def test_tfds_load_with_the_default_manual_dir_and_a_stale_check(tmp_path):
+    import tensorflow_datasets as tfds
+
+    data_dir = tmp_path / "tfds"
+    folder = make_set(data_dir / "downloads" / "manual", ["a", "b", "c"], gray=("c",))
+    ds = tfds.load("sr_folder/set5", split="test", data_dir=data_dir)
+    got = {ex["name"].decode(): bool(ex["grayscale"]) for ex in tfds.as_numpy(ds)}
+    assert got == {"a.png": False, "b.png": False, "c.png": True}
+    (folder / "b.png").unlink()
+    with pytest.raises(tfds_sets.StalePreparationError, match="Re-prepare"):
+        tfds.load("sr_folder/set5", split="test", data_dir=data_dir)
+    other = make_set(tmp_path / "other", ["x"])
+    with pytest.raises(tfds_sets.StalePreparationError, match="differs"):
+        tfds.builder("sr_folder/set5", data_dir=data_dir).download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=other.parent.parent))
+    ds = tfds.load("sr_folder/set5", split="test", data_dir=data_dir, download_and_prepare_kwargs={
+        "download_config": tfds.download.DownloadConfig(
+            download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS)})
+    assert sorted(ex["name"].decode() for ex in tfds.as_numpy(ds)) == ["a.png", "c.png"]
+
+
+def test_skimage_photos_is_registered(tmp_path):
+    import tensorflow_datasets as tfds
+    from cmsc_tf.io import image_sets
+
+    ds = tfds.load("skimage_photos", split="test", data_dir=tmp_path / "tfds")
+    assert sorted(ex["name"].decode() for ex in tfds.as_numpy(ds)) == sorted(image_sets.TEST_PHOTOS)
