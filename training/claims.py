@@ -61,7 +61,8 @@ def main(argv):
 
     curves = {label: training_curves.read_curve(runs_dir / label, FLAGS.metric) for label, _, _ in arms}
     out = FLAGS.plot or f"docs/claims_{FLAGS.study}.png"
-    training_curves.plot(curves, FLAGS.metric, out, title=f"{FLAGS.study}: Set5 {FLAGS.metric}, equal budgets")
+    val_set = training_curves.run_val_set(runs_dir / arms[0][0])
+    training_curves.plot(curves, FLAGS.metric, out, title=f"{FLAGS.study}: equal budgets", val_set=val_set)
     print(markdown_table(summary_rows(arms, runs_dir)))
     print(f"wrote {out}")
 

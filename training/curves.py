@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import pathlib
+import re
 
 from cmsc_tf.io import atomic
 
@@ -77,8 +78,50 @@ def read_curve(model_dir, metric):
              float(row[metric])) for row in rows]
 
 
-def plot(curves, metric, out, title="", log_y=False):
-    """Writes a PNG of `curves` ({label: [(step, value)]}) to `out` (log_y: logarithmic y axis)."""
+# Display names of validation sets (config.json's val_set) for axis labels.
+SET_NAMES = {"set5": "Set5", "set14": "Set14", "bsd100": "BSD100", "urban100": "Urban100",
+             "skimage": "skimage test photos", "skimage_test": "skimage test photos"}
+
+
+def run_val_set(model_dir):
+    """The run's validation set (config.json's val_set), or None."""
+    config = pathlib.Path(model_dir) / "config.json"
+    return json.loads(config.read_text()).get("val_set") if config.is_file() else None
+
+
+def column_label(metric):
+    """The legend name of a column: "x3" for val_psnr_x3 / val_gain_x3, else the column."""
+    match = re.fullmatch(r"val_(?:psnr|gain|ssim)_(x\d+)", metric)
+    return match.group(1) if match else metric
+
+
+def axis_label(metrics, val_set=None):
+    """A readable y label with units for one column or a list of columns of one kind.
+
+    val_psnr* -> "Set5 PSNR (dB)", val_gain* -> "Set5 PSNR gain over bicubic (dB)",
+    val_ssim* -> "Set5 SSIM", a loss -> "loss"; anything else the column names.
+    """
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    where = SET_NAMES.get(val_set, val_set) if val_set else "validation"
+    kinds = {re.sub(r"_x\d+$", "", m) for m in metrics}
+    if kinds == {"val_psnr"}:
+        return f"{where} PSNR (dB)"
+    if kinds == {"val_gain"}:
+        return f"{where} PSNR gain over bicubic (dB)"
+    if kinds == {"val_ssim"}:
+        return f"{where} SSIM"
+    if all(m == "loss" or m.endswith("_loss") for m in metrics):
+        return "loss" if metrics == ["loss"] else ", ".join(metrics)
+    return ", ".join(metrics)
+
+
+def plot(curves, metric, out, title="", log_y=False, val_set=None):
+    """Writes a PNG of `curves` ({label: [(step, value)]}) to `out` (log_y: logarithmic y axis).
+
+    `metric` is the column or list of columns drawn, `val_set` the validation
+    set they were measured on (config.json's val_set), for the y label.
+    Returns {"x": x label, "y": y label, "legend": [line labels]}.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,13 +131,16 @@ def plot(curves, metric, out, title="", log_y=False):
     for label, points in curves.items():
         axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
     axes.set_xlabel("training step")
-    axes.set_ylabel(metric)
+    axes.set_ylabel(axis_label(metric, val_set))
     if log_y:
         axes.set_yscale("log")
     axes.set_title(title)
     axes.grid(alpha=0.3)
-    axes.legend()
+    legend = axes.legend()
     figure.tight_layout()
+    labels = {"x": axes.get_xlabel(), "y": axes.get_ylabel(),
+              "legend": [text.get_text() for text in legend.get_texts()]}
     with atomic.atomic_path(out) as temporary:
         figure.savefig(temporary, format="png", dpi=120)
     plt.close(figure)
+    return labels

@@ -16,7 +16,7 @@ comparisons line up).
 
 from absl import app, flags
 
-from training.curves import plot, read_curve
+from training.curves import column_label, plot, read_curve, run_val_set
 
 FLAGS = flags.FLAGS
 
@@ -38,12 +38,18 @@ def main(argv):
         if not sep:
             raise app.UsageError(f"--runs takes label=model_dir pairs, got {item!r}")
         for metric in FLAGS.metric:
-            name = label if len(FLAGS.metric) == 1 else f"{label} {metric}"
+            if len(FLAGS.metric) == 1:
+                name = label
+            elif len(FLAGS.runs) == 1:
+                name = column_label(metric)
+            else:
+                name = f"{label} {column_label(metric)}"
             try:
                 curves[name] = read_curve(model_dir, metric)
             except (OSError, ValueError) as error:
                 raise app.UsageError(str(error)) from None
-    plot(curves, ", ".join(FLAGS.metric), FLAGS.out, FLAGS.title, log_y=FLAGS.log_y)
+    val_set = run_val_set(FLAGS.runs[0].partition("=")[2])
+    plot(curves, FLAGS.metric, FLAGS.out, FLAGS.title, log_y=FLAGS.log_y, val_set=val_set)
     print(f"wrote {FLAGS.out}")
 
 

@@ -56,3 +56,13 @@ def test_command_draws_several_columns_and_names_a_missing_one(tmp_path):
     assert out.read_bytes()[:4] == b"\x89PNG"
     missing = plot("val_psnr_x2,val_psnr_x4")
     assert missing.returncode != 0 and "no column 'val_psnr_x4'" in missing.stderr
+
+
+def test_plot_labels_have_units(tmp_path):
+    a = curves.read_curve(make_run(tmp_path / "a", 100, [30.0, 31.0]), "val_psnr_x2")
+    labels = curves.plot({"x2": a, "x3": a}, ["val_psnr_x2", "val_psnr_x3"], tmp_path / "p.png", val_set="set5")
+    assert labels == {"x": "training step", "y": "Set5 PSNR (dB)", "legend": ["x2", "x3"]}
+    assert curves.plot({"A": a}, "val_psnr_x2", tmp_path / "q.png")["y"] == "validation PSNR (dB)"
+    assert curves.plot({"A": a}, "loss", tmp_path / "r.png", log_y=True)["y"] == "loss"
+    assert curves.axis_label(["val_gain_x2"], "set14") == "Set14 PSNR gain over bicubic (dB)"
+    assert [curves.column_label(m) for m in ("val_psnr_x4", "loss")] == ["x4", "loss"]
