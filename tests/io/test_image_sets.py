@@ -1,5 +1,7 @@
 """The one image lister: set names, folder layout, clear errors, the embedded photographs."""
 
+import pathlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -90,3 +92,16 @@ def test_embedded_benchmark_writes_the_held_out_photographs_losslessly(tmp_path)
     assert [p.stem for p in paths] == ["astronaut", "chelsea", "coins"]
     np.testing.assert_array_equal(images.read_image(paths[0]), skimage.data.astronaut())
     np.testing.assert_array_equal(images.read_image(paths[2]), skimage.data.coins())
+
+
+def test_embedded_evaluation_photos_are_disjoint_from_training_photos_by_pixels(tmp_path):
+    """What training.evaluate scores without a data_dir shares no image with skimage_train."""
+    from cmsc_tf.io import images
+
+    folder = pathlib.Path(image_sets.write_embedded_benchmark(tmp_path)) / image_sets.EMBEDDED_SET
+    evaluated = {p.stem: images.read_image(p) for p in sorted(folder.iterdir())}
+    assert sorted(evaluated) == sorted(image_sets.TEST_PHOTOS)
+    assert not set(evaluated) & set(image_sets.TRAIN_PHOTOS)
+    for train_name, train_image in image_sets.read_set("skimage_train"):
+        for name, image in evaluated.items():
+            assert not (image.shape == train_image.shape and np.array_equal(image, train_image)), (name, train_name)
