@@ -1,6 +1,15 @@
 """cmsc-tf: TensorFlow / Keras 3 implementation of the CMSC super-resolution network."""
 
+import runpy
+
 from setuptools import find_packages, setup
+
+# The shipped models (cmsc_tf/models/presets.py) go into the wheel as package
+# data: the checkout's savedmodels/ is mapped to the package cmsc_tf._savedmodels,
+# taking only the presets' files (not other exports lying there). Read by path:
+# importing cmsc_tf would need Keras at build time.
+_presets = runpy.run_path("cmsc_tf/models/presets.py")
+_MODELS_PACKAGE = f"cmsc_tf.{_presets['PACKAGE_DIR']}"
 
 setup(
     name="cmsc-tf",
@@ -9,7 +18,12 @@ setup(
         "Cascaded Multi-Scale Cross network (Hu et al. 2018) for single-image "
         "super-resolution, in TensorFlow / Keras 3."
     ),
-    packages=find_packages(include=["cmsc_tf", "cmsc_tf.*", "training", "training.*"]),
+    # training/ holds entry points run from a checkout (python -m training.main);
+    # a top-level "training" package in site-packages would shadow others.
+    packages=find_packages(include=["cmsc_tf", "cmsc_tf.*"]) + [_MODELS_PACKAGE],
+    package_dir={_MODELS_PACKAGE: _presets["CHECKOUT_DIR"]},
+    package_data={_MODELS_PACKAGE: _presets["package_files"]()},
+    include_package_data=False,
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.18,<2.22",

@@ -1,6 +1,6 @@
 """``cmsc-upscale``: super-resolve image files or folders from the command line.
 
-    cmsc-upscale photo.png holidays/ --scale 2.5 --model savedmodels/vdsr/1 --out upscaled/
+    cmsc-upscale photo.png holidays/ --scale 2.5 --model vdsr --out upscaled/
     python -m cmsc_tf.deploy.cli photo.png --scale 3 --tile 256 --self-ensemble
 
 Each input gives ``<out>/<name>_x<scale>.<format>`` (a folder input keeps its
@@ -69,7 +69,11 @@ def build_parser():
     )
     parser.add_argument("inputs", nargs="+", help="image files or folders (folders: their images, recursively)")
     parser.add_argument("--scale", type=_scale, required=True, help="upscaling factor, 1 to 8, non-integer allowed")
-    parser.add_argument("--model", default=None, help=f"SavedModel folder, .keras or .tflite (default: {loader.DEFAULT_MODEL})")
+    parser.add_argument(
+        "--model", default=None,
+        help=f"a preset ({', '.join(loader.presets.PRESETS)}; default: {loader.DEFAULT_PRESET}), "
+             "or a SavedModel folder, .keras or .tflite file",
+    )
     parser.add_argument("--out", default="upscaled", help="output folder (created; default: ./upscaled)")
     parser.add_argument("--format", default="png", help="output file format/extension (default: png)")
     parser.add_argument(
@@ -150,8 +154,8 @@ def _load_upscaler(args):
         model = loader.default_model_path()
         if not model.exists():
             raise FileNotFoundError(
-                f"default model {loader.DEFAULT_MODEL} not found at {model} (it ships with the repository); "
-                f"pass --model, e.g. --model savedmodels/vdsr/1"
+                f"default model {loader.DEFAULT_PRESET} not found at {model} (it ships with cmsc-tf); "
+                f"pass --model, e.g. --model {loader.FALLBACK_PRESET} or a SavedModel folder"
             )
     else:
         model = args.model

@@ -11,7 +11,10 @@ Accepted models:
   registers its layers);
 * a ``.tflite`` file, run with LiteRT (:class:`cmsc_tf.deploy.tflite.TFLiteNetwork`;
   its ``.tflite.json`` side file holds the receptive radius);
-* a Keras model object.
+* a Keras model object;
+* a preset name, ``cmsc_compact``, ``cmsc_full`` or ``vdsr``: the shipped
+  SavedModel, from the checkout's ``savedmodels/`` or the installed package
+  (:mod:`cmsc_tf.models.presets`). Names are resolved here, once.
 
 Two views of a loaded model:
 
@@ -38,39 +41,52 @@ import numpy as np
 import tensorflow as tf
 
 from cmsc_tf.deploy import saved_model, tflite
+from cmsc_tf.models import presets
 from cmsc_tf.models.model import final_output
 
-# The default model, relative to the repository root (docs/deployment.md):
-# the compact CMSC trained on the 291 images (docs/results.md).
-DEFAULT_MODEL = "savedmodels/cmsc_compact/1"
-# What the notebooks use if DEFAULT_MODEL is absent (a trimmed checkout): the public VDSR.
-FALLBACK_MODEL = "savedmodels/vdsr/1"
+# The default model, a preset name (docs/deployment.md): the compact CMSC
+# trained on the 291 images (docs/results.md).
+DEFAULT_PRESET = presets.DEFAULT_PRESET
+# What the notebooks use if DEFAULT_PRESET is absent (a trimmed checkout): the public VDSR.
+FALLBACK_PRESET = presets.FALLBACK_PRESET
+# The same two models as paths relative to the repository root.
+DEFAULT_MODEL = f"{presets.CHECKOUT_DIR}/{presets.PRESETS[DEFAULT_PRESET]['saved_model']}"
+FALLBACK_MODEL = f"{presets.CHECKOUT_DIR}/{presets.PRESETS[FALLBACK_PRESET]['saved_model']}"
 # Keras dtype policy of each inference precision (None: as built, float32).
 PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 # SavedModel signatures that run the raw network, in order of preference.
 _SIGNATURES = ("luminance", "serving_default")
 
 
-def _repository_root():
-    return pathlib.Path(__file__).resolve().parents[2]
-
-
 def default_model_path():
-    """DEFAULT_MODEL in this checkout (it may be absent)."""
-    return _repository_root() / DEFAULT_MODEL
+    """The DEFAULT_PRESET SavedModel: in this checkout, else in the installed package (it may be absent)."""
+    try:
+        return presets.preset_path(DEFAULT_PRESET)
+    except FileNotFoundError:
+        return presets.search_dirs()[0] / presets.PRESETS[DEFAULT_PRESET]["saved_model"]
 
 
 def available_model_path(root=None):
-    """DEFAULT_MODEL under ``root`` (default: this checkout) if present, else FALLBACK_MODEL.
+    """The DEFAULT_PRESET model if present, else FALLBACK_PRESET.
 
-    The notebooks' choice of model. The command line does not fall back: it
-    names a missing default model rather than silently running another one.
+    ``root``: look under ``root/savedmodels/`` instead of the presets' folders
+    (:func:`cmsc_tf.models.presets.search_dirs`). The notebooks' choice of
+    model. The command line does not fall back: it names a missing default
+    model rather than silently running another one.
     """
-    root = _repository_root() if root is None else pathlib.Path(root)
-    for relative in (DEFAULT_MODEL, FALLBACK_MODEL):
-        if (root / relative).is_dir():
-            return root / relative
-    raise FileNotFoundError(f"neither {DEFAULT_MODEL} nor {FALLBACK_MODEL} found under {root}")
+    if root is not None:
+        root = pathlib.Path(root)
+        for relative in (DEFAULT_MODEL, FALLBACK_MODEL):
+            if (root / relative).is_dir():
+                return root / relative
+        raise FileNotFoundError(f"neither {DEFAULT_MODEL} nor {FALLBACK_MODEL} found under {root}")
+    for name in (DEFAULT_PRESET, FALLBACK_PRESET):
+        try:
+            return presets.preset_path(name)
+        except FileNotFoundError:
+            pass
+    raise FileNotFoundError(f"neither preset {DEFAULT_PRESET} nor {FALLBACK_PRESET} found in "
+                            + " or ".join(map(str, presets.search_dirs())))
 
 
 # ----------------------------------------------------------------------------
@@ -167,7 +183,7 @@ def load_network(model, precision="float32"):
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if isinstance(model, keras.Model):
         return _keras_network(model, precision), getattr(model, "receptive_radius", None)
-    path = pathlib.Path(os.fspath(model))
+    path = pathlib.Path(os.fspath(presets.resolve(model)))
     if not path.exists():
         raise FileNotFoundError(f"model not found: {path}")
     if path.is_dir():
@@ -215,7 +231,9 @@ def tflite_predictor(path):
 
 
 def load_predictor(spec):
-    """``bicubic``, a ``.keras`` or ``.tflite`` file or a SavedModel directory -> predictor."""
+    """``bicubic``, a preset name, a ``.keras`` or ``.tflite`` file or a SavedModel directory -> predictor."""
+    if presets.is_preset(spec):
+        return _predictor(load_network(spec)[0])
     if spec == "bicubic":
         # Imported here: the protocol imports the metrics, which Upscaler users do not need.
         from cmsc_tf.eval.protocol import bicubic_predictor
@@ -223,7 +241,8 @@ def load_predictor(spec):
         return bicubic_predictor
     if not (os.path.isdir(spec) or spec.endswith((".keras", ".tflite"))):
         raise ValueError(
-            f"--model must be 'bicubic', a .keras or .tflite file or a SavedModel directory, got {spec!r}.")
+            f"--model must be 'bicubic', a preset ({', '.join(presets.PRESETS)}), a .keras or .tflite file "
+            f"or a SavedModel directory, got {spec!r}.")
     if not os.path.exists(spec):
         raise FileNotFoundError(f"model file not found: {spec}")
     return _predictor(load_network(spec)[0])

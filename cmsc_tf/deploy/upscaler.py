@@ -2,14 +2,15 @@
 
 ```python
 from cmsc_tf.deploy.upscaler import Upscaler
-upscaler = Upscaler("savedmodels/vdsr/1", tile=256, self_ensemble=False)
+upscaler = Upscaler("vdsr", tile=256, self_ensemble=False)  # a preset name, or a path
 big = upscaler.upscale("photo.png", 2.5)          # NumPy uint8 array
 ```
 
 Models: a SavedModel folder written by :func:`cmsc_tf.deploy.saved_model.export_saved_model`
 (or its parent ``<name>/`` folder: the highest version is taken, as TF-Serving
 does), a ``.keras`` file, a ``.tflite`` file (with its ``.tflite.json`` side
-file for tiling), or a Keras model object; all loaded by
+file for tiling), a Keras model object, or a preset name (``cmsc_compact``,
+``cmsc_full``, ``vdsr``: :mod:`cmsc_tf.models.presets`); all loaded by
 :func:`cmsc_tf.deploy.loader.load_network`.
 
 The image steps around the network are those of the exported SavedModel graph

@@ -256,6 +256,20 @@ class CMSC(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
+    @classmethod
+    def from_preset(cls, name):
+        """The shipped Keras model ``name`` (``cmsc_compact``, ``cmsc_full``), as keras-hub's ``from_preset``.
+
+        Loads the preset's ``.keras`` file (:mod:`cmsc_tf.models.presets`),
+        uncompiled, in safe mode.
+        """
+        from cmsc_tf.models import presets
+
+        model = keras.saving.load_model(presets.preset_path(name, "keras"), compile=False, safe_mode=True)
+        if not isinstance(model, cls):
+            raise TypeError(f"preset {name!r} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
 
 def _serializable(initializer):
     # Names stay readable; initializer objects become Keras's config dicts,

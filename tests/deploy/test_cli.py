@@ -165,7 +165,7 @@ def test_missing_default_model_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(loader, "default_model_path", lambda: tmp_path / "gone" / loader.DEFAULT_MODEL)
     assert cli.run_cli([str(tmp_path / "a.png"), "--scale", "2", "--out", str(tmp_path / "other")]) == 2
     [line] = error_lines(capsys.readouterr())
-    assert line.startswith("cmsc-upscale: error: cannot load model: default model savedmodels/cmsc_compact/1 not found")
+    assert line.startswith("cmsc-upscale: error: cannot load model: default model cmsc_compact not found")
     assert not (tmp_path / "other").exists()
 
 
