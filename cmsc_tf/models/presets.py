@@ -19,7 +19,6 @@ the working directory: write ``./vdsr`` for such a folder.
 This module uses the standard library only: ``setup.py`` reads it by path.
 """
 
-import os
 import pathlib
 
 # name -> description and files, relative to savedmodels/. "saved_model": what
