@@ -262,6 +262,17 @@ def test_doc_commands_flags_and_paths_exist(doc):
     assert not problems, "\n" + "\n".join(problems)
 
 
+@pytest.mark.parametrize("flagfile", sorted([*REPO.glob("*.flags"), *(REPO / "training").glob("*.flags")]),
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_flag_files_use_defined_flags(flagfile):
+    """The flag files the docs run with training.main set only flags it defines."""
+    accepted = _flags_of("training.main")
+    problems = [f"{flagfile.relative_to(REPO)}:{number}: training.main has no flag {line.split('=')[0]}"
+                for number, line in enumerate(flagfile.read_text().splitlines(), start=1)
+                if line.strip().startswith("--") and line.strip()[2:].split("=")[0] not in accepted]
+    assert not problems, "\n" + "\n".join(problems)
+
+
 def test_the_checker_finds_what_it_should(tmp_path):
     """A sample with one problem of each kind: each is reported with its line."""
     doc = tmp_path / "sample.md"
