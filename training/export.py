@@ -14,7 +14,10 @@ TensorFlow, the .keras file only); this exports a run that is still going,
 was stopped, or trained elsewhere (a GPU machine with JAX), or adds a format.
 The model is rebuilt from the run's config.json (variant and overrides).
 Formats: keras (`<export_dir>.keras`), saved_model (`<export_dir>/<next
-version>/`, TF-Serving layout), tflite_float16 (`<export_dir>_float16.tflite`).
+version>/`, TF-Serving layout), tflite_float16 / tflite_float32 /
+tflite_dynamic_int8 (the bare network, `<export_dir>_<variant>.tflite`),
+tflite_rgb_float16 / tflite_rgb_float32 / tflite_rgb_dynamic_int8 (self-contained:
+uint8 RGB + scale in, uint8 RGB out; `<export_dir>_rgb_<variant>.tflite`).
 """
 
 import sys
@@ -28,7 +31,8 @@ flags.DEFINE_string("weights", None, "With --model_dir: this weights file of the
                     "(e.g. the checkpoint of an earlier epoch, kept by --keep_epoch_checkpoints).")
 flags.DEFINE_string("keras_model", None, "A .keras model to export instead of a run (needs --export_dir).")
 flags.DEFINE_string("export_dir", None, "Export base path (default: the run's --export_dir).")
-flags.DEFINE_list("formats", ["keras", "saved_model", "tflite_float16"], "What to write.")
+flags.DEFINE_list("formats", ["keras", "saved_model", "tflite_float16", "tflite_rgb_float16"],  # DEFAULT_FORMATS
+                  "What to write (any of training.export_lib.EXPORT_FORMATS).")
 
 
 def main(argv):

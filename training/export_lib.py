@@ -11,9 +11,14 @@ import cmsc_tf  # noqa: F401  (registers the layers that load_model reads)
 from cmsc_tf.io import atomic
 from training import checkpointing
 
-EXPORT_FORMATS = ("keras", "saved_model", "tflite_float16")
+# tflite_<variant>: the bare network (bicubic luminance -> final), for Upscaler / cmsc-upscale;
+# tflite_rgb_<variant>: self-contained (uint8 RGB + scale -> uint8 RGB, bicubic and YCbCr inside).
+EXPORT_FORMATS = ("keras", "saved_model", "tflite_float16", "tflite_float32", "tflite_dynamic_int8",
+                  "tflite_rgb_float16", "tflite_rgb_float32", "tflite_rgb_dynamic_int8")
+# What training writes when it ends, and training.export's default.
+DEFAULT_FORMATS = ("keras", "saved_model", "tflite_float16", "tflite_rgb_float16")
 # Formats that go through TensorFlow graphs: written only on the TensorFlow backend.
-TENSORFLOW_FORMATS = ("saved_model", "tflite_float16")
+TENSORFLOW_FORMATS = tuple(f for f in EXPORT_FORMATS if f != "keras")
 
 
 def inference_copy(model):
@@ -32,21 +37,26 @@ def inference_copy(model):
     return copy
 
 
-def available_formats(formats=EXPORT_FORMATS):
+def available_formats(formats=DEFAULT_FORMATS):
     """The formats of `formats` that this backend can write."""
     if keras.backend.backend() == "tensorflow":
         return tuple(formats)
     return tuple(f for f in formats if f not in TENSORFLOW_FORMATS)
 
 
-def export_model(model, export_dir, formats=EXPORT_FORMATS):
+def export_model(model, export_dir, formats=DEFAULT_FORMATS):
     """Writes the trained model next to `export_dir`; returns {format: path}.
 
     - `keras`: `<export_dir>.keras`.
     - `saved_model`: `<export_dir>/<version>/` (TF-Serving layout; RGB uint8 /
       encoded-image / luminance signatures); each export takes the next free
       version number, so TF-Serving picks the newest and nothing is overwritten.
-    - `tflite_float16`: `<export_dir>_float16.tflite` and its metadata, for LiteRT.
+    - `tflite_<variant>` (float16, float32, dynamic_int8): the bare network as
+      `<export_dir>_<variant>.tflite` and its metadata side file, for LiteRT
+      through `Upscaler` / `cmsc-upscale --model`.
+    - `tflite_rgb_<variant>`: the self-contained model (uint8 RGB and scale in,
+      uint8 RGB out; metadata embedded) as `<export_dir>_rgb_<variant>.tflite`.
+      (The full-int8 network needs calibration images: `cmsc_tf.deploy.tflite.save`.)
 
     Every file is written atomically (temporary name, then rename).
     """
@@ -71,15 +81,22 @@ def export_model(model, export_dir, formats=EXPORT_FORMATS):
         versions = [int(p.name) for p in export_dir.glob("*") if p.name.isdigit()]
         written["saved_model"] = pathlib.Path(saved_model.export_saved_model(
             model, export_dir.parent, export_dir.name, version=max(versions, default=0) + 1))
-    if "tflite_float16" in formats:
-        from cmsc_tf.deploy import tflite
+    for name in formats:
+        if name.startswith("tflite_rgb_"):
+            from cmsc_tf.deploy import tflite_rgb
 
-        written["tflite_float16"] = tflite.save(
-            model, export_dir.parent / f"{export_dir.name}_float16.tflite", "float16")
+            variant = name[len("tflite_rgb_"):]
+            written[name] = tflite_rgb.save_rgb(
+                model, export_dir.parent / f"{export_dir.name}_rgb_{variant}.tflite", variant)
+        elif name.startswith("tflite_"):
+            from cmsc_tf.deploy import tflite
+
+            variant = name[len("tflite_"):]
+            written[name] = tflite.save(model, export_dir.parent / f"{export_dir.name}_{variant}.tflite", variant)
     return written
 
 
-def export_checkpoint(model_dir, export_dir=None, formats=EXPORT_FORMATS, weights=None):
+def export_checkpoint(model_dir, export_dir=None, formats=DEFAULT_FORMATS, weights=None):
     """Rebuilds the run in `model_dir`, loads its latest checkpoint (or `weights`), exports it."""
     model_dir = pathlib.Path(model_dir)
     state = checkpointing.read_state(model_dir) if weights is None else {"weights": weights}

@@ -283,7 +283,7 @@ def _finish(config, model, run_state, callbacks, source):
         formats = export_lib.available_formats()
         written = export_lib.export_model(model, config.export_dir, formats)
         summary.update({name: str(path) for name, path in written.items()})
-        if set(formats) != set(export_lib.EXPORT_FORMATS):
+        if set(formats) != set(export_lib.DEFAULT_FORMATS):
             summary["export_note"] = (f"SavedModel and TFLite need TensorFlow: python -m training.export "
                                       f"--model_dir={config.model_dir}")
         logging.info("exported %s", ", ".join(str(path) for path in written.values()))

@@ -3,7 +3,8 @@
 The converted graph is the network alone, ``bicubic_y`` ``[1, H, W, 1]`` ->
 ``final``, with H and W dynamic (the input is resized before each new
 shape); colour handling and bicubic upsampling stay in
-:class:`cmsc_tf.deploy.upscaler.Upscaler`. Variants:
+:class:`cmsc_tf.deploy.upscaler.Upscaler` (or use the self-contained RGB
+model of :mod:`cmsc_tf.deploy.tflite_rgb`). Variants:
 
 * ``float32``: plain conversion.
 * ``float16``: weights stored as float16 (half the file), computed in float32 on CPU.
@@ -13,7 +14,8 @@ shape); colour handling and bicubic upsampling stay in
 
 Running uses ``ai_edge_litert.interpreter`` (the interpreter bundled with
 TensorFlow, ``tf.lite.Interpreter``, is deprecated). The receptive radius
-that tiling needs is written to a side file ``<model>.tflite.json``.
+that tiling needs is written to a side file ``<model>.tflite.json`` and
+embedded in the flatbuffer's metadata table (entry ``cmsc_metadata``).
 """
 
 import json
@@ -75,7 +77,8 @@ def convert(model, variant="float32", representative_patches=None):
     if variant not in VARIANTS:
         raise ValueError(f"unknown TFLite variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     network = tf.function(
-        lambda bicubic_y: final_output(model(bicubic_y, training=False)),
+        # A dict, so the signature's output is named ``final`` as in the SavedModel's ``luminance``.
+        lambda bicubic_y: {"final": final_output(model(bicubic_y, training=False))},
         input_signature=[tf.TensorSpec([1, None, None, 1], tf.float32, name="bicubic_y")],
     )
     # The converter freezes only variables it can find through a tf.Module
@@ -108,15 +111,21 @@ def save(model, path, variant="float32", representative_patches=None):
     flatbuffer = convert(model, variant, representative_patches)
     metadata = {**model_metadata(model), "tflite_variant": variant}
     metadata.pop("keras_config")  # a .tflite model cannot be rebuilt in Keras
-    atomic.write_bytes(path, flatbuffer)
+    from cmsc_tf.deploy.tflite_rgb import embed_metadata
+
+    atomic.write_bytes(path, embed_metadata(flatbuffer, metadata))
     atomic.write_text(metadata_path(path), json.dumps(metadata, indent=1))
     return path
 
 
 def read_metadata(path):
-    """The side-file metadata of a ``.tflite`` model (``{}`` when absent)."""
+    """A ``.tflite`` model's metadata: the side file, else the entry embedded in the flatbuffer (``{}`` when neither)."""
     side = metadata_path(path)
-    return json.loads(side.read_text()) if side.is_file() else {}
+    if side.is_file():
+        return json.loads(side.read_text())
+    from cmsc_tf.deploy.tflite_rgb import read_embedded_metadata
+
+    return read_embedded_metadata(path)
 
 
 class TFLiteNetwork:
