@@ -128,7 +128,7 @@ def predict_image(model, x):
     """The model's final prediction for one [H, W] float image, float64 [H, W] clipped to [0, 1]
     (the rule of `training.evaluate`, so validation PSNR and evaluation agree)."""
     final = final_output(model(x[None, :, :, None].astype(np.float32), training=False))
-    return np.clip(keras.ops.convert_to_numpy(final)[0, :, :, 0].astype(np.float64), 0.0, 1.0)
+    return protocol.to_image(keras.ops.convert_to_numpy(final), np.shape(x))
 
 
 class ValidationPSNR(keras.callbacks.Callback):

@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from cmsc_tf.deploy import saved_model, tflite
+from cmsc_tf.eval.protocol import to_image
 from cmsc_tf.models import presets
 from cmsc_tf.models.model import final_output
 
@@ -201,14 +202,6 @@ def load_network(model, precision="float32"):
 # ----------------------------------------------------------------------------
 # Predictors for the evaluation protocol: x [H, W] -> sr [H, W] in [0, 1]
 # ----------------------------------------------------------------------------
-
-
-def to_image(output, shape):
-    """A [1, H, W, 1] model output as the float64 [H, W] image that is scored, clipped to [0, 1]."""
-    array = np.asarray(output, dtype=np.float64)
-    if array.ndim != 4 or array.shape[0] != 1 or array.shape[-1] != 1:
-        raise ValueError(f"the model returned shape {array.shape}; expected [1, H, W, 1].")
-    return np.clip(array[0, :, :, 0], 0.0, 1.0)
 
 
 def _predictor(network):

@@ -40,20 +40,12 @@ from cmsc_tf.deploy.saved_model import model_metadata
 from cmsc_tf.io import atomic
 from cmsc_tf.models.model import final_output
 from cmsc_tf.numerics.color_tf import rgb2ycbcr_tf
+from cmsc_tf.numerics.imresize_tf import cubic_tf, mirrored_matrix
 
 RGB_VARIANTS = ("float32", "float16", "dynamic_int8")
 METADATA_NAME = "cmsc_metadata"
 OUTPUT_NAME = "images"  # the SavedModel's serving_default output key
 _TAPS = 6  # MATLAB bicubic when enlarging: kernel width 4, ceil(4) + 2 taps
-
-
-def _cubic(t):
-    a = tf.abs(t)
-    a2 = a * a
-    a3 = a2 * a
-    inner = tf.cast(a <= 1, t.dtype)
-    outer = tf.cast((a > 1) & (a <= 2), t.dtype)
-    return (1.5 * a3 - 2.5 * a2 + 1) * inner + (-0.5 * a3 + 2.5 * a2 - 4 * a + 2) * outer
 
 
 def weight_matrix_f32(in_length, out_length, scale):
@@ -66,15 +58,10 @@ def weight_matrix_f32(in_length, out_length, scale):
     u = x[:, None] / scale + 0.5 * (1.0 - 1.0 / scale)
     left = tf.floor(u - 2.0)
     offsets = tf.range(_TAPS, dtype=tf.float32)[None, :]
-    weights = _cubic(u - left - offsets)  # u - (left + k), computed near zero
+    weights = cubic_tf(u - left - offsets)  # u - (left + k), computed near zero
     weights = weights / tf.reduce_sum(weights, axis=1, keepdims=True)
     taps = tf.cast(left, tf.int32) + tf.range(_TAPS)[None, :]
-    period = 2 * in_length
-    position = tf.math.floormod(taps - 1, period)
-    columns = tf.where(position < in_length, position, period - 1 - position)
-    rows = tf.broadcast_to(tf.range(out_length)[:, None], tf.shape(columns))
-    # scatter_nd sums duplicate (row, column) pairs, as mirrored taps need.
-    return tf.scatter_nd(tf.stack([rows, columns], axis=-1), weights, tf.stack([out_length, in_length]))
+    return mirrored_matrix(taps, weights, in_length, out_length)
 
 
 def imresize_up_f32(image, scale):

@@ -46,6 +46,15 @@ def hr_luminance(hr_uint8, scale):
     return color.luminance(modcrop(hr_uint8, scale)).astype(np.float64) / 255
 
 
+def to_image(output, shape):
+    """A [1, H, W, 1] model output as the float64 [H, W] image that is scored, clipped to [0, 1]
+    (a displayed image cannot leave that range; every predictor of a network goes through it)."""
+    array = np.asarray(output, dtype=np.float64)
+    if array.ndim != 4 or array.shape[0] != 1 or array.shape[-1] != 1:
+        raise ValueError(f"the model returned shape {array.shape}; expected [1, H, W, 1].")
+    return np.clip(array[0, :, :, 0], 0.0, 1.0)
+
+
 def bicubic_predictor(x):
     """The Bicubic row: the prediction is the upsampled input itself."""
     return x

@@ -34,7 +34,8 @@ from cmsc_tf.numerics.imresize_np import _KERNEL_WIDTH, MAX_OUTPUT_LENGTH
 # ----------------------------------------------------------------------------
 
 
-def _cubic_tf(t):
+def cubic_tf(t):
+    """MATLAB's bicubic kernel (a = -0.5) in ``t``'s dtype."""
     absx = tf.abs(t)
     absx2 = absx * absx
     absx3 = absx2 * absx
@@ -58,18 +59,21 @@ def weight_matrix_tf(in_length, out_length, scale):
     left = tf.floor(u - width / 2)
     num_taps = tf.cast(tf.math.ceil(width), tf.int32) + 2
     taps = left + tf.cast(tf.range(num_taps), tf.float64)[None, :]
-    weights = kernel_scale * _cubic_tf(kernel_scale * (u - taps))
+    weights = kernel_scale * cubic_tf(kernel_scale * (u - taps))
     weights = weights / tf.reduce_sum(weights, axis=1, keepdims=True)
-    # Mirror with the edge repeated: position p of period 2L maps to p or 2L-1-p.
+    return tf.cast(mirrored_matrix(tf.cast(taps, tf.int32), weights, in_length, out_length), tf.float32)
+
+
+def mirrored_matrix(taps, weights, in_length, out_length):
+    """The ``[out, in]`` matrix of 1-based tap positions ``taps`` (int32 ``[out, k]``) and their
+    ``weights``, taps beyond the edges mirrored with the edge repeated (MATLAB's padding)."""
+    # Position p of period 2L maps to p or 2L-1-p.
     period = 2 * in_length
-    position = tf.math.floormod(tf.cast(taps, tf.int32) - 1, period)
+    position = tf.math.floormod(taps - 1, period)
     columns = tf.where(position < in_length, position, period - 1 - position)
     rows = tf.broadcast_to(tf.range(out_length)[:, None], tf.shape(columns))
     # scatter_nd sums duplicate (row, column) pairs, as mirrored taps need.
-    matrix = tf.scatter_nd(
-        tf.stack([rows, columns], axis=-1), weights, tf.stack([out_length, in_length])
-    )
-    return tf.cast(matrix, tf.float32)
+    return tf.scatter_nd(tf.stack([rows, columns], axis=-1), weights, tf.stack([out_length, in_length]))
 
 
 def _out_length_tf(in_length, scale):
