@@ -1,9 +1,10 @@
-"""The paper's two central claims, measured at a small scale with equal budgets.
+"""Small studies with equal budgets: the paper's two central claims, and which clipping trains.
 
 Usage (from the repository root; rerunning resumes unfinished arms):
 
     CMSC_DATA_DIR=../shared/datasets python -m training.claims --study=fig5
     CMSC_DATA_DIR=../shared/datasets python -m training.claims --study=cascade
+    CMSC_DATA_DIR=../shared/datasets python -m training.claims --study=clipping
 
 - `fig5` (the paper's Fig. 5): basic nets of 4 stacked modules, multi-scale
   cross (MSC_L3R5, MSC_L3R7) against merge-and-run (MR_L3R3, MR_L5R5), and a
@@ -12,12 +13,17 @@ Usage (from the repository root; rerunning resumes unfinished arms):
   features learning, cascaded supervision) against the plain stack of the same
   4 modules (PMSC), and the ablations CMSC_NS (no cascaded supervision),
   CMSC_NRS (no supervision, no RFL skip) and CMSC_SR (one shared reconstruction).
+- `clipping` (Sec. IV-B): the paper's recipe (cmsc.flags, full CMSC, SGD at
+  lr 0.1) under four readings of its gradient clipping: each element to
+  +-0.4, the global norm to 0.4, VDSR's adjustable +-0.4/lr, and each element
+  to +-0.4 with the loss averaged over the pixels (docs/training.md).
 
-Every arm is one `training.main` run with `training/claims.flags` (same data,
-seed, steps, optimizer), in `<runs_dir>/<study>/<arm>/`. At the end the script
-prints a Markdown table (parameters, best and final Set5 validation PSNR per
-scale) and draws PSNR against training step to `--plot` (default
-`docs/claims_<study>.png`).
+Every arm is one `training.main` run with the study's flag files (same data,
+seed, steps), in `<runs_dir>/<study>/<arm>/`. An arm that stops on a NaN
+loss is a result, not a failure of the study: the others still run. At the
+end the script prints a Markdown table (parameters, steps trained, best and
+final validation PSNR per scale) and draws the study's columns against
+training step to `--plot` (default `docs/claims_<study>.png`).
 """
 
 import pathlib
@@ -25,46 +31,70 @@ import sys
 
 from absl import app, flags
 
-from training.claims_lib import STUDIES, markdown_table, summary_rows, train_arm
+from training.claims_lib import STUDIES, ArmFailed, markdown_table, summary_rows, summed_loss_curve, train_arm
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum("study", "fig5", sorted(STUDIES), "Which claim to measure.")
+flags.DEFINE_enum("study", "fig5", sorted(STUDIES), "Which study to run.")
 flags.DEFINE_string("runs_dir", "runs/claims", "Run folders go to <runs_dir>/<study>/<arm>.")
-flags.DEFINE_string("flagfile_common", "training/claims.flags", "Flags shared by every arm.")
 flags.DEFINE_multi_string(
     "extra", [], "A training.main flag for every arm, without its dashes (repeatable): "
     "--extra=epochs=2 --extra=scales=2,3.")
 flags.DEFINE_list("arms", [], "Only these arm labels (default: all of the study).")
-flags.DEFINE_string("metric", "val_psnr_x2", "Plotted column of training_log.csv.")
+flags.DEFINE_list("metric", [], "Plotted columns of training_log.csv, a panel each (default: the study's).")
+flags.DEFINE_bool("plot_only", False, "Train nothing: summarise and plot the runs already in --runs_dir.")
 flags.DEFINE_string("plot", "", "PNG to write (default docs/claims_<study>.png).")
+
+LOSS_LABEL = "training loss (summed over a patch)"
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    arms = STUDIES[FLAGS.study]
+    study = STUDIES[FLAGS.study]
+    arms = study.arms
     if FLAGS.arms:
-        unknown = set(FLAGS.arms) - {label for label, _, _ in arms}
+        unknown = set(FLAGS.arms) - {arm.label for arm in arms}
         if unknown:
             raise app.UsageError(f"unknown arms for {FLAGS.study}: {', '.join(sorted(unknown))}")
-        arms = [arm for arm in arms if arm[0] in FLAGS.arms]
+        arms = [arm for arm in arms if arm.label in FLAGS.arms]
     runs_dir = pathlib.Path(FLAGS.runs_dir) / FLAGS.study
-    for label, variant, overrides in arms:
-        print(f"== {FLAGS.study}: {label} ({variant}, {overrides})", flush=True)
+    failed = {}
+    for arm in arms if not FLAGS.plot_only else ():
+        print(f"== {FLAGS.study}: {arm.label} ({arm.variant} {arm.overrides} {' '.join(arm.flags)})", flush=True)
         try:
-            train_arm(variant, overrides, runs_dir / label, FLAGS.flagfile_common, FLAGS.extra)
-        except RuntimeError as error:
-            sys.exit(f"error: {error}")
+            train_arm(study, arm, runs_dir / arm.label, FLAGS.extra)
+        except ArmFailed as error:
+            failed[arm.label] = str(error)
+            print(f"== {arm.label} stopped: {error}", file=sys.stderr, flush=True)
 
     from training import curves as training_curves
 
-    curves = {label: training_curves.read_curve(runs_dir / label, FLAGS.metric) for label, _, _ in arms}
+    present = [arm for arm in arms if (runs_dir / arm.label / "training_log.csv").is_file()]
+    if not present:
+        sys.exit(f"error: no arm of {FLAGS.study} in {runs_dir} has a training log")
+    panels = []
+    for metric in FLAGS.metric or study.metrics:
+        if metric == "loss":
+            panels.append((metric, {arm.label: summed_loss_curve(runs_dir / arm.label) for arm in present}, True))
+        else:
+            panels.append((metric, {arm.label: _curve(training_curves, runs_dir / arm.label, metric)
+                                    for arm in present}, False))
     out = FLAGS.plot or f"docs/claims_{FLAGS.study}.png"
-    val_set = training_curves.run_val_set(runs_dir / arms[0][0])
-    training_curves.plot(curves, FLAGS.metric, out, title=f"{FLAGS.study}: equal budgets", val_set=val_set)
-    print(markdown_table(summary_rows(arms, runs_dir)))
+    val_set = training_curves.run_val_set(runs_dir / present[0].label)
+    training_curves.plot_panels(panels, out, title=f"{FLAGS.study}: equal budgets", val_set=val_set,
+                                y_labels={"loss": LOSS_LABEL})
+    print(markdown_table(summary_rows(present, runs_dir)))
+    for label, why in failed.items():
+        print(f"{label}: {why}")
     print(f"wrote {out}")
+
+
+def _curve(training_curves, model_dir, metric):
+    try:
+        return training_curves.read_curve(model_dir, metric)
+    except ValueError:  # an arm that diverged before its first validation
+        return []
 
 
 if __name__ == "__main__":

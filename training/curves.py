@@ -122,24 +122,37 @@ def plot(curves, metric, out, title="", log_y=False, val_set=None):
     set they were measured on (config.json's val_set), for the y label.
     Returns {"x": x label, "y": y label, "legend": [line labels]}.
     """
+    return plot_panels([(metric, curves, log_y)], out, title, val_set)[0]
+
+
+def plot_panels(panels, out, title="", val_set=None, y_labels=None):
+    """Writes one PNG with a panel per (metric, {label: [(step, value)]}, log_y) of `panels`, side by side.
+
+    `y_labels` ({metric: label}) replaces the derived label of a metric.
+    Returns, per panel, {"x": x label, "y": y label, "legend": [line labels]}.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for label, points in curves.items():
-        axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-    axes.set_xlabel("training step")
-    axes.set_ylabel(axis_label(metric, val_set))
-    if log_y:
-        axes.set_yscale("log")
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    legend = axes.legend()
+    figure, all_axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    labels = []
+    for axes, (metric, curves, log_y) in zip(all_axes[0], panels):
+        for label, points in curves.items():
+            axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+        axes.set_xlabel("training step")
+        axes.set_ylabel((y_labels or {}).get(metric) or axis_label(metric, val_set))
+        if log_y:
+            axes.set_yscale("log")
+        axes.set_title(title if len(panels) == 1 else column_label(metric))
+        axes.grid(alpha=0.3)
+        legend = axes.legend()
+        labels.append({"x": axes.get_xlabel(), "y": axes.get_ylabel(),
+                       "legend": [text.get_text() for text in legend.get_texts()]})
+    if len(panels) > 1 and title:
+        figure.suptitle(title)
     figure.tight_layout()
-    labels = {"x": axes.get_xlabel(), "y": axes.get_ylabel(),
-              "legend": [text.get_text() for text in legend.get_texts()]}
     with atomic.atomic_path(out) as temporary:
         figure.savefig(temporary, format="png", dpi=120)
     plt.close(figure)

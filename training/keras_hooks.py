@@ -1,6 +1,6 @@
 """Every use of a private Keras hook in the project, in one place (checked against Keras 3.15).
 
-Keras offers no public way to do these three things; each is pinned by a test
+Keras offers no public way to do these things; each is pinned by a test
 in tests/training/test_keras_hooks.py that fails when Keras changes the hook,
 so a Keras upgrade (setup.py pins the minor version for this) is checked here
 and nowhere else.
@@ -9,7 +9,9 @@ and nowhere else.
    find the BatchNormalization layers inside the CMSC layers.
 2. `ClipAfterAllReduce`: gradient clipping that means the same on any number
    of `tf.distribute` replicas (`Optimizer._clip_gradients`).
-3. `prepare_multi_worker_fit`: Keras's fit under MultiWorkerMirroredStrategy
+3. `AdjustableClipping`: VDSR's clipping of each gradient element to
+   [-t/lr, t/lr] at the optimizer's current rate (`Optimizer._clip_gradients`).
+4. `prepare_multi_worker_fit`: Keras's fit under MultiWorkerMirroredStrategy
    (`Model._symbolic_build`, `Model._maybe_symbolic_build`).
 """
 
@@ -37,7 +39,8 @@ class ClipAfterAllReduce:
 
         context = tf.distribute.get_replica_context()
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        clipping = self.clipvalue or self.clipnorm or self.global_clipnorm
+        clipping = (self.clipvalue or self.clipnorm or self.global_clipnorm
+                    or getattr(self, "adjustable_clip_threshold", None))
         if not clipping or context is None or replicas == 1:
             return super()._clip_gradients(grads)
         present = [i for i, g in enumerate(grads) if g is not None]
@@ -47,6 +50,27 @@ class ClipAfterAllReduce:
         for i, g in zip(present, clipped):
             shares[i] = g / replicas
         return shares
+
+
+class AdjustableClipping:
+    """Mixin for a Keras optimizer: each gradient element clipped to [-t/lr, t/lr].
+
+    VDSR's adjustable gradient clipping (Kim et al. 2016, Sec. 3.2). The
+    bound follows the optimizer's learning-rate variable, so it changes when
+    the schedule does, inside a traced or compiled train step too. Set
+    `adjustable_clip_threshold` (t) on the optimizer after construction.
+    """
+
+    adjustable_clip_threshold = None
+
+    def _clip_gradients(self, grads):
+        from keras import ops
+
+        if self.adjustable_clip_threshold is None:
+            return super()._clip_gradients(grads)
+        bound = self.adjustable_clip_threshold / ops.cast(self.learning_rate, "float32")
+        return [None if g is None else ops.clip(g, -ops.cast(bound, g.dtype), ops.cast(bound, g.dtype))
+                for g in grads]
 
 
 def prepare_multi_worker_fit(model, strategy, batch_shapes):

@@ -16,6 +16,7 @@ import sys
 
 from absl import app, flags, logging
 
+from training import optimizers
 from training.config import TrainConfig
 from training.flag_values import int_list, parse_overrides, resolved_flags, scale_weights
 
@@ -60,8 +61,9 @@ flags.DEFINE_list("lr_decay_epochs", _list(_D.lr_decay_epochs),
 flags.DEFINE_float("lr_decay_factor", _D.lr_decay_factor, "See lr_decay_epochs.")
 flags.DEFINE_float("momentum", _D.momentum, "SGD momentum.")
 flags.DEFINE_float("weight_decay", _D.weight_decay, "Decoupled weight decay (0: none).")
-flags.DEFINE_enum("clip", _D.clip, ["none", "value", "global_norm"],
-                  "Gradient clipping: each element to [-t, t], or the global L2 norm to t.")
+flags.DEFINE_enum("clip", _D.clip, list(optimizers.CLIPPING),
+                  "Gradient clipping: each element to [-t, t] (value), the global L2 norm to t "
+                  "(global_norm), each element to [-t/lr, t/lr] (adjustable, VDSR's), or none.")
 flags.DEFINE_float("clip_threshold", _D.clip_threshold, "t of --clip.")
 flags.DEFINE_enum("loss_pixel_reduction", _D.loss_pixel_reduction, ["sum", "mean"],
                   "Eq. 8's squared error summed over a pair's pixels, or averaged.")

@@ -11,8 +11,11 @@ OPTIMIZERS = ("sgd", "adam")
 # discussed in docs/training.md):
 #   value        each element to [-t, t] (the paper's words taken literally);
 #   global_norm  the whole gradient's L2 norm to at most t (the public PyTorch
-#                VDSR script's clip_grad_norm, whose hyperparameters the paper repeats).
-CLIPPING = ("none", "value", "global_norm")
+#                VDSR script's clip_grad_norm, whose hyperparameters the paper repeats);
+#   adjustable   each element to [-t/lr, t/lr] at the current learning rate lr
+#                (VDSR's "adjustable gradient clipping", Kim et al. 2016): every
+#                weight moves by at most t per step (before momentum), whatever lr is.
+CLIPPING = ("none", "value", "global_norm", "adjustable")
 
 
 def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clip="none",
@@ -37,8 +40,18 @@ def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clip="no
     cls = keras.optimizers.SGD if name == "sgd" else keras.optimizers.Adam
     if name == "sgd":
         options["momentum"] = momentum
+    mixins = []
     if replicas > 1 and clip != "none" and keras.backend.backend() == "tensorflow":
         from training.keras_hooks import ClipAfterAllReduce
 
-        cls = type(cls.__name__, (ClipAfterAllReduce, cls), {})
-    return cls(float(learning_rate), **options)
+        mixins.append(ClipAfterAllReduce)
+    if clip == "adjustable":
+        from training.keras_hooks import AdjustableClipping
+
+        mixins.append(AdjustableClipping)
+    if mixins:
+        cls = type(cls.__name__, (*mixins, cls), {})
+    optimizer = cls(float(learning_rate), **options)
+    if clip == "adjustable":
+        optimizer.adjustable_clip_threshold = float(clip_threshold)
+    return optimizer

@@ -11,12 +11,11 @@ from training import claims_lib
 
 
 def build(arm):
-    _, variant, overrides = arm
-    return claims_lib.build_arm(variant, overrides)
+    return claims_lib.build_arm(arm)
 
 
 def test_fig5_arms_have_equal_depth_and_the_stated_modules():
-    models = {arm[0]: build(arm) for arm in claims_lib.STUDIES["fig5"]}
+    models = {arm.label: build(arm) for arm in claims_lib.STUDIES["fig5"].arms}
     # Fig. 4: conv, 4 two-layer modules, conv = 10 layers; the VDSR-style stack matches it.
     assert {label: m.depth for label, m in models.items()} == dict.fromkeys(models, 10)
     assert models["VDSR-style"].module_type == "conv" and models["VDSR-style"].num_modules == 8
@@ -27,7 +26,7 @@ def test_fig5_arms_have_equal_depth_and_the_stated_modules():
 
 
 def test_cascade_arms_share_four_msc_modules_and_differ_only_where_named():
-    models = {arm[0]: build(arm) for arm in claims_lib.STUDIES["cascade"]}
+    models = {arm.label: build(arm) for arm in claims_lib.STUDIES["cascade"].arms}
     for label, model in models.items():
         assert model.num_stages * model.num_modules == 4 and model.module_type == "msc", label
         assert tuple(model.kernel_sizes) == (3, 5) and model.num_features == 16, label
@@ -51,7 +50,7 @@ def test_driver_trains_every_arm_with_one_budget_and_reports(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = re.findall(r"^\| (CMSC|PMSC) \| ([\d,]+) \| (.*) \|$", result.stdout, re.MULTILINE)
     assert [r[0] for r in rows] == ["CMSC", "PMSC"]
-    assert int(rows[0][1].replace(",", "")) == build(claims_lib.STUDIES["cascade"][0]).count_params()
+    assert int(rows[0][1].replace(",", "")) == build(claims_lib.STUDIES["cascade"].arms[0]).count_params()
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for arm in ("CMSC", "PMSC"):
         log = (tmp_path / "runs" / "cascade" / arm / "training_log.csv").read_text().splitlines()

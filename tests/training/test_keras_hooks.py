@@ -58,3 +58,33 @@ def test_the_symbolic_build_hooks_of_the_multi_worker_fit_exist():
     shape = (2, 9, 9, 1)
     model._symbolic_build(data_batch=(np.zeros(shape, np.float32), np.zeros(shape, np.float32)))
     assert model.built and model.compiled_loss is not None
+
+
+def test_adjustable_clipping_bounds_each_element_by_threshold_over_the_current_rate():
+    """VDSR's clipping: g clipped to [-t/lr, t/lr], so a plain SGD step moves each weight by <= t.
+    The bound must follow the rate variable when a schedule changes it, without a new optimizer."""
+    optimizer = optimizers.make_optimizer("sgd", 0.1, momentum=0.0, clip="adjustable", clip_threshold=0.4)
+    assert isinstance(optimizer, keras_hooks.AdjustableClipping) and optimizer.clipvalue is None
+    variable = keras.Variable(np.zeros(3, np.float32))
+    gradient = keras.ops.convert_to_tensor(np.array([10.0, -1.0, -50.0], np.float32))
+    optimizer.apply_gradients([(gradient, variable)])
+    # lr 0.1: bound 4, so the gradient becomes [4, -1, -4] and the step -0.1 * that.
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), [-0.4, 0.1, 0.4], rtol=1e-6)
+    optimizer.learning_rate = 0.01  # bound 40: [10, -1, -40]
+    optimizer.apply_gradients([(gradient, variable)])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), [-0.5, 0.11, 0.8], rtol=1e-6)
+
+
+def test_adjustable_clipping_follows_the_rate_inside_a_compiled_train_step():
+    """A schedule changing lr between fits of one compiled step changes the bound (no retrace
+    bakes the first rate in). Linear model, MSE summed: hand-derived steps."""
+    inputs = keras.Input((1,))
+    model = keras.Model(inputs, keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")(inputs))
+    model.compile(optimizers.make_optimizer("sgd", 0.1, momentum=0.0, clip="adjustable", clip_threshold=0.4),
+                  loss="mse")
+    x, y = np.array([[1.0]], np.float32), np.array([[100.0]], np.float32)
+    model.train_on_batch(x, y)  # gradient -200 clipped to -4: w = 0.4
+    np.testing.assert_allclose(model.get_weights()[0], [[0.4]], rtol=1e-6)
+    model.optimizer.learning_rate = 0.001  # bound 400: gradient 2(0.4 - 100) = -199.2 unclipped
+    model.train_on_batch(x, y)
+    np.testing.assert_allclose(model.get_weights()[0], [[0.4 + 0.1992]], rtol=1e-5)
