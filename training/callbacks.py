@@ -111,17 +111,51 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class BatchNormRecalibration(keras.callbacks.Callback):
-    """Runs recalibrate_batch_norm at every epoch end, before validation and checkpointing."""
+class Reporter(keras.callbacks.Callback):
+    """A callback that acts at the run's report points: every epoch end, and every
+    `every_steps` global steps within an epoch (0: epoch ends only), while the loss is finite.
 
-    def __init__(self, batches):
-        """batches: a list of (x, y) batches, the same every time."""
+    Keras hands the same logs dict to every callback of a batch or an epoch,
+    so a reporter earlier in the list (validation) adds what a later one (the
+    writers) reads. Mid-epoch, on JAX, the variables are first synced from the
+    training state (and what a reporter writes to them, BN statistics, is
+    read back by the next step).
+    """
+
+    def __init__(self, progress, steps_per_epoch, every_steps=0):
         super().__init__()
-        self.batches = batches
+        self.progress, self.steps_per_epoch, self.every_steps = progress, steps_per_epoch, every_steps
+        self.epoch_first_step = progress.step
+
+    def report(self, epoch, logs):
+        raise NotImplementedError
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self.epoch_first_step = self.progress.step  # (a resumed run's first fit starts mid-epoch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.progress.step
+        if (self.every_steps and step % self.every_steps == 0 and step % self.steps_per_epoch
+                and logs is not None and finite_loss(logs)):
+            _sync_model_variables(self.model)
+            self.report(self._epoch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        if finite_loss(logs):
-            recalibrate_batch_norm(self.model, self.batches)
+        if logs is not None and finite_loss(logs):
+            self.report(epoch, logs)
+
+
+class BatchNormRecalibration(Reporter):
+    """Runs recalibrate_batch_norm at every report point, before validation and checkpointing."""
+
+    def __init__(self, batches, progress, steps_per_epoch, every_steps=0):
+        """batches: a list of (x, y) batches, the same every time."""
+        super().__init__(progress, steps_per_epoch, every_steps)
+        self.batches = batches
+
+    def report(self, epoch, logs):
+        recalibrate_batch_norm(self.model, self.batches)
 
 
 def predict_image(model, x):
@@ -131,16 +165,16 @@ def predict_image(model, x):
     return protocol.to_image(keras.ops.convert_to_numpy(final), np.shape(x))
 
 
-class ValidationPSNR(keras.callbacks.Callback):
-    """Protocol PSNR (protocol.md) of the final output on a benchmark set, every epoch.
+class ValidationPSNR(Reporter):
+    """Protocol PSNR (protocol.md) of the final output on a benchmark set, at every report point.
 
     Adds `val_psnr_x{s}`, `val_gain_x{s}` (over bicubic) per scale and
-    `val_psnr` (their mean) to the epoch logs, for the log writers after it.
+    `val_psnr` (their mean) to the logs, for the log writers after it.
     """
 
-    def __init__(self, images, scales):
+    def __init__(self, images, scales, progress, steps_per_epoch, every_steps=0):
         """images: list of (name, [H, W] uint8 protocol luminance)."""
-        super().__init__()
+        super().__init__(progress, steps_per_epoch, every_steps)
         self.images, self.scales = images, tuple(scales)
         self.bicubic = None
         self.last = None  # {scale: PSNR} of the latest evaluation
@@ -160,17 +194,15 @@ class ValidationPSNR(keras.callbacks.Callback):
         self.last = {s: self.mean_psnr(s, lambda x: predict_image(self.model, x)) for s in self.scales}
         return self.last
 
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None or not finite_loss(logs):
-            return
+    def report(self, epoch, logs):
         start = time.perf_counter()
         psnr = self.evaluate()
         for scale, value in psnr.items():
             logs[f"val_psnr_x{scale}"] = value
             logs[f"val_gain_x{scale}"] = value - self.bicubic[scale]
         logs["val_psnr"] = float(np.mean(list(psnr.values())))
-        logging.info("epoch %d validation PSNR %s (bicubic %s), %.1f s", epoch + 1, _format(psnr),
-                     _format(self.bicubic), time.perf_counter() - start)
+        logging.info("step %d (epoch %d) validation PSNR %s (bicubic %s), %.1f s", self.progress.step,
+                     epoch + 1, _format(psnr), _format(self.bicubic), time.perf_counter() - start)
 
 
 def _format(psnr_by_scale):
@@ -195,19 +227,70 @@ class StopOnNaN(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class TrainingLog(keras.callbacks.Callback):
-    """One CSV row per epoch: step, epoch, seconds and every log value (loss, rate, validation)."""
+class RunLogs(Reporter):
+    """Writes each report point to the run's logs at its global step: a row of the CSV log
+    (step, epoch, seconds and every value) and, given `summary_dir`, TensorBoard scalars
+    (every value) and bicubic | output | HR image strips of `crops`.
 
-    def __init__(self, path, progress):
-        super().__init__()
-        self.path, self.progress = path, progress
+    Losses are means over the steps since the previous report point of the
+    epoch (Keras's logs hold running means since the epoch began), so with
+    report points at epoch ends only a row holds epoch means. The learning
+    rate is read from the optimizer (Keras logs it at epoch ends only).
+    """
 
-    def on_epoch_end(self, epoch, logs=None):
+    def __init__(self, csv_path, progress, steps_per_epoch, every_steps=0, summary_dir=None, crops=()):
+        """crops: list of (tag, x [h, w] float, y [h, w] float) in [0, 1] (TensorBoard images)."""
+        super().__init__(progress, steps_per_epoch, every_steps)
+        self.csv_path, self.summary_dir, self.crops = csv_path, summary_dir, crops
+        self._writer = None
+        self._reported = (0, {})  # (batches of this epoch, {loss: running mean}) at the last report
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self._reported = (0, {})
+
+    def window_means(self, logs):
+        """{loss name: mean over the batches since the last report} from Keras's running means."""
+        batches = self.progress.step - self.epoch_first_step
+        before, means = self._reported
+        window = {}
+        for name, value in logs.items():
+            if name == "loss" or name.endswith("_loss"):
+                value = float(value)
+                window[name] = (value * batches - means.get(name, 0.0) * before) / max(1, batches - before)
+        self._reported = (batches, {n: float(logs[n]) for n in window})
+        return window
+
+    def report(self, epoch, logs):
         from training import curves
 
-        values = {k: float(v) for k, v in sorted((logs or {}).items())}
-        curves.append_row(self.path, {"step": self.progress.step, "epoch": epoch + 1,
-                                      "seconds": round(self.progress.seconds, 2), **values})
+        values = {k: float(v) for k, v in logs.items()}
+        values.update(self.window_means(logs))
+        values["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        values = dict(sorted(values.items()))
+        step = self.progress.step
+        curves.append_row(self.csv_path, {"step": step, "epoch": epoch + 1,
+                                          "seconds": round(self.progress.seconds, 2), **values})
+        if self.summary_dir:
+            self._summaries(step, values)
+
+    def _summaries(self, step, values):
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.summary_dir))
+        with self._writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(name, value)
+            for tag, x, y in self.crops:
+                strip = np.concatenate([x, predict_image(self.model, x), y], axis=1).clip(0, 1)
+                tf.summary.image(tag, strip[None, :, :, None].astype(np.float32))
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):
@@ -249,29 +332,3 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if finite_loss(logs) and self.nan_guard.stopped_at is None:
             self._save(epoch=epoch + 1)
-
-
-class ImageSummaries(keras.callbacks.Callback):
-    """TensorBoard images (needs TensorFlow): bicubic input | output | HR, side by side, each epoch."""
-
-    def __init__(self, log_dir, crops):
-        """crops: list of (tag, x [h, w] float, y [h, w] float) in [0, 1]."""
-        super().__init__()
-        self.log_dir, self.crops = log_dir, crops
-        self._writer = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        import tensorflow as tf
-
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(self.log_dir)
-        with self._writer.as_default(step=epoch + 1):
-            for tag, x, y in self.crops:
-                strip = np.concatenate([x, predict_image(self.model, x), y], axis=1).clip(0, 1)
-                tf.summary.image(tag, strip[None, :, :, None].astype(np.float32))
-        self._writer.flush()
-
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None

@@ -46,8 +46,8 @@ STUDIES = {
     "clipping": Study(("cmsc.flags", "training/clipping.flags"), [
         Arm("value", "cmsc", "", ("clip=value", *_CLIPPING)),
         Arm("global_norm", "cmsc", "", ("clip=global_norm", *_CLIPPING)),
-        Arm("adjustable", "cmsc", "", ("clip=adjustable", *_CLIPPING)),
         Arm("mean_loss", "cmsc", "", ("clip=value", *_CLIPPING, "loss_pixel_reduction=mean")),
+        Arm("adjustable", "cmsc", "", ("clip=adjustable", *_CLIPPING)),
     ], ("loss", "val_psnr_x2", "val_psnr_x3", "val_psnr_x4")),
 }
 

@@ -61,6 +61,7 @@ class TrainConfig:
     xla: bool = False
     steps_per_execution: int = 1
     checkpoint_every_steps: int = 1000
+    eval_every_steps: int = 0
     keep_epoch_checkpoints: bool = True
     bn_recalibration_batches: int = 0
     tensorboard: bool = True
@@ -98,6 +99,9 @@ class TrainConfig:
              "decay_at_budget_fraction needs time_budget_s"),
             (self.bn_recalibration_batches >= 0, "bn_recalibration_batches must be >= 0"),
             (self.checkpoint_every_steps >= 0, "checkpoint_every_steps must be >= 0 (0: epoch ends only)"),
+            (self.eval_every_steps >= 0, "eval_every_steps must be >= 0 (0: epoch ends only)"),
+            (self.eval_every_steps % self.steps_per_execution == 0,
+             "eval_every_steps must be a multiple of steps_per_execution"),
             (not self.scale_loss_weights or not set(self.scales) - set(self.scale_loss_weights),
              f"scale_loss_weights has no weight for scale(s) "
              f"{sorted(set(self.scales) - set(self.scale_loss_weights))}"),

@@ -88,10 +88,13 @@ flags.DEFINE_bool("xla", _D.xla, "TensorFlow: compile the train step with XLA (J
 flags.DEFINE_integer("steps_per_execution", _D.steps_per_execution, "Batches per compiled call.")
 flags.DEFINE_integer("checkpoint_every_steps", _D.checkpoint_every_steps,
                      "Checkpoint every N steps (and at every epoch end; 0: epoch ends only).")
+flags.DEFINE_integer("eval_every_steps", _D.eval_every_steps,
+                     "Also validate and write the logs (CSV, TensorBoard) every N global steps within an "
+                     "epoch (0: at epoch ends only); a paper epoch is 23,159 steps.")
 flags.DEFINE_bool("keep_epoch_checkpoints", _D.keep_epoch_checkpoints,
                   "Keep the checkpoint of every epoch end (else only the latest).")
 flags.DEFINE_integer("bn_recalibration_batches", _D.bn_recalibration_batches,
-                     "At each epoch end, set BN moving statistics to the average over this many "
+                     "At each epoch end and report point, set BN moving statistics to the average over this many "
                      "fixed training batches (0: keep Keras's moving averages).")
 flags.DEFINE_bool("tensorboard", _D.tensorboard, "TensorBoard scalars and image summaries.")
 flags.DEFINE_integer("image_summaries", _D.image_summaries, "Validation images shown as LR|SR|HR crops.")
@@ -116,7 +119,7 @@ def config_from_flags():
         decay_at_budget_fraction=FLAGS.decay_at_budget_fraction, model_dir=FLAGS.model_dir,
         export_dir=FLAGS.export_dir, strategy=FLAGS.strategy, tpu=FLAGS.tpu, precision=FLAGS.precision,
         xla=FLAGS.xla, steps_per_execution=FLAGS.steps_per_execution,
-        checkpoint_every_steps=FLAGS.checkpoint_every_steps,
+        checkpoint_every_steps=FLAGS.checkpoint_every_steps, eval_every_steps=FLAGS.eval_every_steps,
         keep_epoch_checkpoints=FLAGS.keep_epoch_checkpoints,
         bn_recalibration_batches=FLAGS.bn_recalibration_batches, tensorboard=FLAGS.tensorboard,
         image_summaries=FLAGS.image_summaries, verbose=FLAGS.verbose)

@@ -90,11 +90,12 @@ def tensorboard_available():
 def make_callbacks(config, run, source, val_images, clock):
     """Callbacks in the order they must run.
 
-    The step counter first (the others read the step); at each epoch end BN
-    recalibration (validation and checkpoint must see its statistics), then
-    validation (it adds val_psnr_* to the logs), the NaN guard, the time
-    budget, the writers (CSV log, TensorBoard) and the checkpoint last, so
-    that a checkpoint always follows the log lines of the epoch it ends.
+    The step counter first (the others read the step); at each report point
+    (epoch end, and every `eval_every_steps` steps) BN recalibration
+    (validation and checkpoint must see its statistics), then validation (it
+    adds val_psnr_* to the logs), the NaN guard, the time budget, the writers
+    (CSV log, TensorBoard) and the checkpoint last, so that a checkpoint
+    always follows the log lines of the step it saves.
     """
     model_dir = pathlib.Path(config.model_dir)
     progress, chief = run.progress, run.distribution.is_chief
@@ -104,26 +105,23 @@ def make_callbacks(config, run, source, val_images, clock):
         keras.callbacks.LearningRateScheduler(
             lambda epoch, _: config.learning_rate_at(epoch, run.steps_per_epoch, progress.budget_decay_step)),
     ]
+    # Report points: every epoch end, and every eval_every_steps global steps within one.
+    when = (progress, run.steps_per_epoch, config.eval_every_steps)
     if config.bn_recalibration_batches:
         callbacks.append(cb.BatchNormRecalibration(
-            [source.batch(CALIBRATION_STEP + i)[:2] for i in range(config.bn_recalibration_batches)]))
+            [source.batch(CALIBRATION_STEP + i)[:2] for i in range(config.bn_recalibration_batches)], *when))
     if val_images and chief:
-        callbacks.append(cb.ValidationPSNR(val_images, config.val_scales))
+        callbacks.append(cb.ValidationPSNR(val_images, config.val_scales, *when))
     callbacks += [nan_guard, cb.TimeBudget(progress, run.steps_per_epoch, config.time_budget_s,
                                            config.decay_at_budget_fraction, clock)]
     if chief:
-        callbacks.append(cb.TrainingLog(model_dir / "training_log.csv", progress))
-        if config.tensorboard and not tensorboard_available():
+        summaries = config.tensorboard and tensorboard_available()
+        if config.tensorboard and not summaries:
             logging.warning("TensorBoard needs tensorflow and tensorboard: writing no summaries")
-        elif config.tensorboard:
-            callbacks.append(keras.callbacks.TensorBoard(
-                str(model_dir / "tensorboard"),
-                update_freq=max(1, config.checkpoint_every_steps // 10) if config.checkpoint_every_steps
-                else "epoch"))
-            if val_images and config.image_summaries:
-                callbacks.append(cb.ImageSummaries(
-                    str(model_dir / "tensorboard" / "images"),
-                    image_summary_crops(val_images, config.val_scales[0], config.image_summaries)))
+        crops = (image_summary_crops(val_images, config.val_scales[0], config.image_summaries)
+                 if summaries and val_images else [])
+        callbacks.append(cb.RunLogs(model_dir / "training_log.csv", *when,
+                                    summary_dir=model_dir / "tensorboard" if summaries else None, crops=crops))
     callbacks.append(cb.ResumableCheckpoint(
         str(model_dir), config.checkpoint_every_steps, run.steps_per_epoch, progress, nan_guard,
         is_chief=chief, keep_epoch_checkpoints=config.keep_epoch_checkpoints))
