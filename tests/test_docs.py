@@ -26,6 +26,8 @@ ABSL_MODULES = ("training.main", "training.evaluate", "training.export", "traini
 CLI_MODULE = "cmsc_tf.deploy.cli"
 CLI_SCRIPT = "cmsc-upscale"
 # Flags every absl program has (absl.app and absl.logging define them).
+# The module that gives every one of them its shared flags (--tf_log).
+ABSL_SHARED_FLAGS = REPO / "training" / "entry.py"
 ABSL_BUILTIN_FLAGS = {"flagfile", "help", "helpshort", "helpfull", "helpxml", "verbosity", "v",
                       "logtostderr", "alsologtostderr", "log_dir", "stderrthreshold",
                       "only_check_args", "undefok"}
@@ -98,7 +100,8 @@ def _module_exists(module):
 def _flags_of(program):
     """The accepted flags of ``program`` (a module or script), or None if unchecked."""
     if program in ABSL_MODULES:
-        return _absl_flags(REPO / (program.replace(".", "/") + ".py")) | ABSL_BUILTIN_FLAGS
+        return (_absl_flags(REPO / (program.replace(".", "/") + ".py")) | _absl_flags(ABSL_SHARED_FLAGS)
+                | ABSL_BUILTIN_FLAGS)
     if program in (CLI_MODULE, CLI_SCRIPT):
         return _argparse_flags(REPO / "cmsc_tf/deploy/cli.py") | ARGPARSE_BUILTIN_FLAGS
     if program.startswith("benchmarks/") and (REPO / program).is_file():

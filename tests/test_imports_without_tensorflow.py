@@ -1,4 +1,5 @@
-"""`cmsc_tf`, the model, the NumPy numerics and the image sets import on a machine without TensorFlow.
+"""`cmsc_tf`, the model, the NumPy numerics and the image sets import on a machine without TensorFlow;
+`import cmsc_tf` itself loads neither Keras nor TensorFlow.
 
 training.main runs on JAX where TensorFlow is not installed; a child process
 blocks every `tensorflow` import (Keras on the JAX backend) and uses each
@@ -35,3 +36,25 @@ def test_tensorflow_free_modules_import_without_tensorflow():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"  # no tensorflow module was loaded
+
+
+# `import cmsc_tf` loads neither Keras nor TensorFlow (cmsc-upscale --help answers
+# without them), yet Keras finds cmsc_tf's classes whichever is imported next.
+LIGHT_IMPORT = """
+import sys
+import cmsc_tf
+assert not {"keras", "tensorflow"} & set(sys.modules), sorted(m for m in sys.modules if m.startswith(("keras", "tens")))
+import %s
+import keras
+model = keras.saving.load_model("savedmodels/cmsc_compact.keras")
+assert isinstance(model, cmsc_tf.CMSC) and keras.saving.get_registered_object("cmsc_tf>ConvUnit") is cmsc_tf.ConvUnit
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("first", ["keras", "tensorflow"])
+def test_import_cmsc_tf_is_light_and_keras_still_finds_its_classes(first):
+    """TensorFlow imports Keras while it loads: the classes are registered then too."""
+    result = subprocess.run([sys.executable, "-c", LIGHT_IMPORT % first], cwd=helpers.REPO_ROOT,
+                            env=helpers.python_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.split() == ["ok"], result.stderr[-3000:]

@@ -44,6 +44,23 @@ def python_env(backend="tensorflow"):
     return env
 
 
+# What TensorFlow prints while it loads on a machine without a GPU (the C++
+# start-up lines that the entry points hide unless --verbose / --tf_log).
+TENSORFLOW_NOISE = ("cpu_feature_guard", "cudart_stub", "cuInit", "oneDNN",
+                    "All log messages before absl::InitializeLog")
+
+
+def noise_lines(text):
+    return [line for line in text.splitlines() if any(noise in line for noise in TENSORFLOW_NOISE)]
+
+
+def user_env(backend="tensorflow"):
+    """python_env without TF_CPP_MIN_LOG_LEVEL: the environment of a user's shell."""
+    env = python_env(backend)
+    env.pop("TF_CPP_MIN_LOG_LEVEL")
+    return env
+
+
 def run_main(flags, timeout, backend="tensorflow", env=None):
     """`python -m training.main FLAGS` from the repository root, on a Keras backend
     (`env`: variables added to the environment)."""

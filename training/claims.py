@@ -31,6 +31,7 @@ import sys
 
 from absl import app, flags
 
+from training import entry
 from training.claims_lib import STUDIES, ArmFailed, markdown_table, summary_rows, summed_loss_curve, train_arm
 
 FLAGS = flags.FLAGS
@@ -59,11 +60,12 @@ def main(argv):
             raise app.UsageError(f"unknown arms for {FLAGS.study}: {', '.join(sorted(unknown))}")
         arms = [arm for arm in arms if arm.label in FLAGS.arms]
     runs_dir = pathlib.Path(FLAGS.runs_dir) / FLAGS.study
+    extra = [*FLAGS.extra, *(["tf_log"] if FLAGS.tf_log else [])]  # each arm is quiet as this run is
     failed = {}
     for arm in arms if not FLAGS.plot_only else ():
         print(f"== {FLAGS.study}: {arm.label} ({arm.variant} {arm.overrides} {' '.join(arm.flags)})", flush=True)
         try:
-            train_arm(study, arm, runs_dir / arm.label, FLAGS.extra)
+            train_arm(study, arm, runs_dir / arm.label, extra)
         except ArmFailed as error:
             failed[arm.label] = str(error)
             print(f"== {arm.label} stopped: {error}", file=sys.stderr, flush=True)
@@ -98,4 +100,4 @@ def _curve(training_curves, model_dir, metric):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry.run(main, "training.claims", interrupted="rerun the same command to resume the unfinished arms")

@@ -16,8 +16,8 @@ import contextlib
 import dataclasses
 import os
 
-import keras
-
+# Keras is imported where it is used: training.main's flags read STRATEGIES
+# (through training.config) before the backend loads.
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -33,6 +33,8 @@ class Distribution:
 
     def feed(self, source, first_step, last_step):
         """The batches of steps [first_step, last_step) of `source`, as this backend takes them."""
+        import keras
+
         if keras.backend.backend() == "tensorflow":
             from training.data.tf_dataset import training_dataset
 
@@ -44,6 +46,8 @@ class Distribution:
 
 def make(name, tpu="", batch_size=None):
     """The Distribution called `name` on the current backend (see STRATEGIES)."""
+    import keras
+
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
     backend = keras.backend.backend()
@@ -80,6 +84,7 @@ def _tensorflow(name, tpu):
 
 def _jax(name, batch_size):
     import jax
+    import keras
 
     if name in ("multi_worker", "tpu"):
         raise ValueError(f"--strategy={name} is for the TensorFlow backend; on JAX, "

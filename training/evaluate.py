@@ -9,14 +9,16 @@ Usage:
 Prints a Table III style table (mean PSNR / SSIM / IFC per set and scale, on
 the luminance channel, model output clipped to [0, 1]); see docs/evaluation.md.
 Without --data_dir or $CMSC_DATA_DIR it evaluates the scikit-image photographs
-(set name "skimage") instead of the benchmark sets.
+(set name "skimage") instead of the benchmark sets. TensorFlow's C++ start-up
+lines are hidden unless --tf_log (training/entry.py).
 """
 
 import os
-import sys
 import tempfile
 
 from absl import app, flags
+
+from training import entry
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "bicubic", "'bicubic', a .keras or .tflite file, or a SavedModel directory.")
@@ -40,15 +42,7 @@ flags.DEFINE_list("compare", [], "Table III methods to print beside the model, e
 
 
 def main(argv):
-    """Runs the evaluation; a usage error is one line on stderr and exit code 2, as for cmsc-upscale."""
-    try:
-        _main(argv)
-    except app.UsageError as error:
-        print(f"training.evaluate: error: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
-def _main(argv):
+    """Runs the evaluation; a usage error is one line on stderr and exit code 2 (training.entry)."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
@@ -56,7 +50,8 @@ def _main(argv):
     except ValueError:
         raise app.UsageError(f"--scales must be integers, got {FLAGS.scales}") from None
     _check_outputs()
-    # Imported here so that --help answers without loading TensorFlow.
+    # Loaded here so that --help and usage errors answer without TensorFlow.
+    entry.load("keras", "tensorflow")
     from cmsc_tf.eval import benchmark
     from cmsc_tf.io import image_sets
 
@@ -131,4 +126,4 @@ def _comparison(results):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry.run(main, "training.evaluate")

@@ -18,11 +18,14 @@ version>/`, TF-Serving layout), tflite_float16 / tflite_float32 /
 tflite_dynamic_int8 (the bare network, `<export_dir>_<variant>.tflite`),
 tflite_rgb_float16 / tflite_rgb_float32 / tflite_rgb_dynamic_int8 (self-contained:
 uint8 RGB + scale in, uint8 RGB out; `<export_dir>_rgb_<variant>.tflite`).
+TensorFlow's C++ start-up lines are hidden unless --tf_log (training/entry.py).
 """
 
 import sys
 
 from absl import app, flags
+
+from training import entry
 
 FLAGS = flags.FLAGS
 
@@ -44,6 +47,9 @@ def main(argv):
         raise app.UsageError("--weights needs --model_dir")
     if FLAGS.keras_model and not FLAGS.export_dir:
         raise app.UsageError("--keras_model needs --export_dir")
+    # After the flags: --help and usage errors answer at once. TensorFlow too
+    # where installed, on any backend: Keras's saving loads it anyway.
+    entry.load("keras", "tensorflow")
     try:
         from training import export_lib
 
@@ -59,4 +65,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry.run(main, "training.export")

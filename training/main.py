@@ -10,13 +10,14 @@ Usage (from the repository root):
 Rerunning the same command resumes from the checkpoint in --model_dir, also
 on another backend. Every flag is described in docs/training.md; the resolved
 flags are written to <model_dir>/flags.txt and the settings to config.json.
+TensorFlow's C++ start-up lines are hidden unless --tf_log (training/entry.py).
 """
 
 import sys
 
 from absl import app, flags, logging
 
-from training import optimizers
+from training import entry, optimizers
 from training.config import TrainConfig
 from training.flag_values import int_list, parse_overrides, resolved_flags, scale_weights
 
@@ -128,15 +129,29 @@ def config_from_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from training import train_lib  # imported after flag parsing: the backends are slow to load
+    try:
+        config = config_from_flags()
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    # After the flags: --help and usage errors answer without loading a backend.
+    # TensorFlow too where installed, on any backend: TensorBoard and Keras's
+    # saving (a JAX run's .keras export) load it anyway.
+    entry.load("keras", "tensorflow")
+    try:
+        config.validate()
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    from training import train_lib
 
     try:
-        summary, _ = train_lib.run(config_from_flags(), flags_text=resolved_flags(FLAGS, __name__))
+        summary, _ = train_lib.run(config, flags_text=resolved_flags(FLAGS, __name__))
     except (ValueError, OSError, train_lib.TrainingError) as error:
+        entry.fresh_line()
         logging.error("%s", error)
         sys.exit(f"error: {error}")
     print(f"training done: {summary}", flush=True)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry.run(main, "training.main",
+              interrupted="rerun the same command to resume from the last checkpoint in --model_dir")

@@ -4,7 +4,8 @@ The learning rate is a plain float here (a variable of the optimizer, saved
 in checkpoints); train_lib sets it at each epoch (`TrainConfig.learning_rate_at`).
 """
 
-import keras
+# Keras is imported where it is used: training.main's flags read the names
+# below before the backend loads (its --help answers without it).
 
 OPTIMIZERS = ("sgd", "adam")
 # How the gradient is clipped before each update (Sec. IV-B; the readings are
@@ -26,6 +27,8 @@ def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clip="no
     momentum), which for SGD differs from Caffe's L2-in-the-gradient only in
     how the decay term passes through the momentum.
     """
+    import keras
+
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZERS}")
     if clip not in CLIPPING:

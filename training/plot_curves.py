@@ -16,6 +16,7 @@ comparisons line up).
 
 from absl import app, flags
 
+from training import entry
 from training.curves import column_label, plot, read_curve, run_val_set
 
 FLAGS = flags.FLAGS
@@ -54,4 +55,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    entry.run(main, "training.plot_curves")

@@ -20,10 +20,15 @@ Exit codes:
      FIFO/socket/device (never opened), an absurd output size, a folder with
      no images. Each gets a one-line error naming it; the others are still
      processed;
-  2  a bad command line, model or ``--out`` (not a usable folder, or one that
-     holds an input folder), refused before any image is processed;
+  2  a bad command line (one line: ``cmsc-upscale: error: ...``), model or
+     ``--out`` (not a usable folder, or one that holds an input folder),
+     refused before any image is processed;
   130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM: the outputs already
      written are complete, and no temporary file is left behind.
+
+TensorFlow's C++ start-up lines (oneDNN, CUDA driver notices) are hidden;
+``--verbose`` shows them. ``--help`` and usage errors answer before
+TensorFlow is loaded.
 """
 
 import argparse
@@ -34,8 +39,12 @@ import sys
 
 from absl.flags import argparse_flags
 
-from cmsc_tf.deploy import loader, resampling
+# Light modules only (no TensorFlow, no Keras): the command line is parsed,
+# and --help or a usage error answered, before TensorFlow loads (run()).
+from cmsc_tf import _quiet
+from cmsc_tf.deploy import scales
 from cmsc_tf.io import atomic, images
+from cmsc_tf.models import presets
 
 # Tiles of 512 output pixels keep CMSC's activations (hundreds of bytes per
 # pixel) to a few hundred MB whatever the image; tiling is exact (halo).
@@ -45,7 +54,7 @@ PROGRAM = "cmsc-upscale"
 
 def _scale(text):
     try:
-        return resampling.normalize_scale(text)
+        return scales.normalize_scale(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -57,8 +66,15 @@ def _positive_int(text):
     return value
 
 
+class _Parser(argparse_flags.ArgumentParser):
+    """Usage errors in one line, ``cmsc-upscale: error: <message>`` (exit code 2), without the usage text."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser():
-    parser = argparse_flags.ArgumentParser(
+    parser = _Parser(
         prog=PROGRAM,
         description="Super-resolve images with a trained CMSC (or VDSR) model.",
         epilog=__doc__[__doc__.index("Folders:"):],
@@ -71,7 +87,7 @@ def build_parser():
     parser.add_argument("--scale", type=_scale, required=True, help="upscaling factor, 1 to 8, non-integer allowed")
     parser.add_argument(
         "--model", default=None,
-        help=f"a preset ({', '.join(loader.presets.PRESETS)}; default: {loader.DEFAULT_PRESET}), "
+        help=f"a preset ({', '.join(presets.PRESETS)}; default: {presets.DEFAULT_PRESET}), "
              "or a SavedModel folder, .keras or .tflite file",
     )
     parser.add_argument("--out", default="upscaled", help="output folder (created; default: ./upscaled)")
@@ -82,6 +98,8 @@ def build_parser():
     )
     parser.add_argument("--self-ensemble", action="store_true", help="average over the 8 flips/rotations (8x slower)")
     parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's C++ log lines (start-up notices, CUDA messages), hidden by default")
     return parser
 
 
@@ -148,6 +166,7 @@ def _error(message):
 
 
 def _load_upscaler(args):
+    from cmsc_tf.deploy import loader
     from cmsc_tf.deploy.upscaler import Upscaler
 
     if args.model is None:
@@ -197,6 +216,7 @@ def run(args):
         _error(message)
     if not jobs:  # nothing to do: say so without the model's load time
         return 1
+    _quiet.load("tensorflow", verbose=args.verbose)
     try:
         upscaler = _load_upscaler(args)
     except (OSError, ValueError) as error:
@@ -204,18 +224,20 @@ def run(args):
         return 2
     failures = len(errors)
     seen = set()
-    for source, target in tqdm(jobs, desc=PROGRAM, unit="image", file=sys.stderr, dynamic_ncols=True):
-        try:
-            if target in seen:
-                raise images.ImageError(f"{source}: output {target} would overwrite another input's result")
-            seen.add(target)
-            _process(upscaler, source, target, args.scale)
-        except images.ImageError as error:
-            failures += 1
-            _error(str(error))
-        except Exception as error:  # keep the batch going; one line, naming the file
-            failures += 1
-            _error(f"{source}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+    # A context: an interruption closes the bar (ends its line) before its message is printed.
+    with tqdm(jobs, desc=PROGRAM, unit="image", file=sys.stderr, dynamic_ncols=True) as progress:
+        for source, target in progress:
+            try:
+                if target in seen:
+                    raise images.ImageError(f"{source}: output {target} would overwrite another input's result")
+                seen.add(target)
+                _process(upscaler, source, target, args.scale)
+            except images.ImageError as error:
+                failures += 1
+                _error(str(error))
+            except Exception as error:  # keep the batch going; one line, naming the file
+                failures += 1
+                _error(f"{source}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
     return 1 if failures else 0
 
 

@@ -12,35 +12,11 @@ graphs); the bicubic and the colour conversion are the evaluation branch's
 ``imresize_tf`` and ``rgb2ycbcr_tf`` / ``ycbcr2rgb_tf``.
 """
 
-import math
-
 import tensorflow as tf
 
+from cmsc_tf.deploy.scales import MAX_SCALE, MIN_SCALE, SCALE_DECIMALS, normalize_scale, output_size
 from cmsc_tf.numerics.color_tf import rgb2ycbcr_tf, ycbcr2rgb_tf
 from cmsc_tf.numerics.imresize_tf import MAX_OUTPUT_LENGTH, imresize_tf
-
-MIN_SCALE = 1.0
-MAX_SCALE = 8.0
-# Scales are taken to this many decimals, so that a float32 ``1.1`` sent to the
-# SavedModel means the same double as Python's ``1.1`` (output size
-# ``ceil(H * scale)`` depends on the last bit).
-SCALE_DECIMALS = 6
-
-
-def normalize_scale(scale):
-    """A Python scale checked against [1, 8] and rounded to ``SCALE_DECIMALS``."""
-    try:
-        value = float(scale)
-    except (TypeError, ValueError):
-        raise ValueError(f"scale must be a number, got {scale!r}") from None
-    if not (math.isfinite(value) and MIN_SCALE <= value <= MAX_SCALE):
-        raise ValueError(f"scale must be between {MIN_SCALE:g} and {MAX_SCALE:g}, got {scale!r}")
-    return round(value, SCALE_DECIMALS)
-
-
-def output_size(height, width, scale):
-    """MATLAB's output size ``ceil(size * scale)`` for a normalised scale."""
-    return int(math.ceil(height * scale)), int(math.ceil(width * scale))
 
 
 def normalize_scale_tf(scale):

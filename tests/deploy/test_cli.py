@@ -293,4 +293,6 @@ def test_signals_leave_no_temporary_file(tmp_path, model_path, signum, code):
         process.kill()
     assert process.returncode == code, stderr
     assert f"interrupted by {signal.Signals(signum).name}" in stderr and "Traceback" not in stderr
+    # On a line of its own: the progress bar, mid-line when the signal came, was ended first.
+    assert any(line.startswith("cmsc-upscale: interrupted by") for line in stderr.split("\n")), repr(stderr)
     assert os.listdir(out) == []

@@ -74,7 +74,7 @@ def test_export_command_reports_a_missing_run_in_one_line(tmp_path):
 def test_export_command_usage_errors(flags, message):
     result = subprocess.run([sys.executable, "-m", "training.export", *flags], cwd=helpers.REPO_ROOT,
                             env=helpers.python_env(), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1 and message in result.stderr
+    assert result.returncode == 2 and result.stderr.splitlines() == [f"training.export: error: {message}"]
 
 
 def test_export_command_converts_a_keras_file(tmp_path):

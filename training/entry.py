@@ -1,0 +1,113 @@
+"""What the absl entry points of training/ share: one-line usage errors, quiet start-up, errors on their own line.
+
+Each ``python -m training.<script>`` ends with ``entry.run(main, "training.<script>")``
+instead of ``app.run(main)``:
+
+- a bad command line (an unknown flag, a bad flag value, a missing flag file,
+  an ``app.UsageError`` raised by ``main``) is one line on stderr,
+  ``training.<script>: error: <message>``, and exit status 2, instead of
+  absl's usage text (``--help`` still prints it);
+- Ctrl-C is one line, ``training.<script>: interrupted`` (plus the script's
+  hint, e.g. how to resume), and exit status 130, instead of a traceback;
+- any message of an error (those lines, ``sys.exit("error: ...")``, a
+  traceback) starts on a line of its own, even when a progress bar (Keras's
+  on stdout, tqdm's on stderr) was left mid-line: :func:`fresh_line`;
+- ``--tf_log`` (defined here, so every script has it) shows the C++ log
+  lines of TensorFlow and CUDA that :func:`load` hides by default
+  (:mod:`cmsc_tf._quiet`). Scripts that load TensorFlow or JAX do it through
+  :func:`load`, after their flags are parsed, so that ``--help`` and usage
+  errors answer at once.
+"""
+
+import sys
+
+from absl import app, flags
+
+from cmsc_tf import _quiet
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_bool("tf_log", False, "Show the C++ log lines of TensorFlow, XLA and CUDA (INFO, WARNING, the "
+                  "start-up notices, 'no CUDA driver' errors), which are hidden by default.")
+
+USAGE_ERROR_CODE = 2
+INTERRUPTED_CODE = 130  # the shell's code for SIGINT
+
+
+class LineTracker:
+    """A text stream that remembers whether its last write left a line open (a progress bar)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.line_open = False
+
+    def write(self, text):
+        if text:
+            self.line_open = not text.endswith("\n")
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def track_lines():
+    """Wraps sys.stdout and sys.stderr in :class:`LineTracker` (once)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, LineTracker):
+            setattr(sys, name, LineTracker(stream))
+
+
+def fresh_line():
+    """Ends a line that a progress bar left open on stdout or stderr, so that what follows starts a line."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, LineTracker) and stream.line_open:
+            stream.write("\n")
+            stream.flush()
+
+
+def load(*libraries):
+    """Imports ``libraries`` (``cmsc_tf._quiet.load``): quietly, unless ``--tf_log``."""
+    _quiet.load(*libraries, verbose=FLAGS.tf_log)
+
+
+def usage_error(program, message):
+    """Exits with ``program: error: message`` on one line and status 2."""
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    text = text.removeprefix("ERROR:: ")  # absl's prefix of a flag file it cannot open
+    fresh_line()
+    print(f"{program}: error: {text}", file=sys.stderr, flush=True)
+    sys.exit(USAGE_ERROR_CODE)
+
+
+def run(main, program, interrupted=""):
+    """``app.run(main)`` with the conventions of the module docstring.
+
+    ``interrupted``: what to add to the line printed on Ctrl-C (e.g. how to resume).
+    """
+    track_lines()
+
+    def parse_flags(argv):
+        try:
+            return FLAGS(argv)
+        except flags.Error as error:
+            usage_error(program, error)
+
+    def guarded_main(argv):
+        try:
+            return main(argv)
+        except app.UsageError as error:
+            usage_error(program, error)
+        except KeyboardInterrupt:
+            fresh_line()
+            print(f"{program}: interrupted{'; ' + interrupted if interrupted else ''}", file=sys.stderr, flush=True)
+            sys.exit(INTERRUPTED_CODE)
+        except SystemExit as exit_:
+            if exit_.code not in (None, 0):
+                fresh_line()
+            raise
+        except BaseException:
+            fresh_line()
+            raise
+
+    app.run(guarded_main, flags_parser=parse_flags)
