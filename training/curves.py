@@ -142,10 +142,11 @@ def plot_panels(panels, out, title="", val_set=None, y_labels=None):
         for label, points in curves.items():
             axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
         axes.set_xlabel("training step")
-        axes.set_ylabel((y_labels or {}).get(metric) or axis_label(metric, val_set))
+        custom = (y_labels or {}).get(metric) if isinstance(metric, str) else None
+        axes.set_ylabel(custom or axis_label(metric, val_set))
         if log_y:
             axes.set_yscale("log")
-        axes.set_title(title if len(panels) == 1 else column_label(metric))
+        axes.set_title(title if len(panels) == 1 else column_label(str(metric)))
         axes.grid(alpha=0.3)
         legend = axes.legend()
         labels.append({"x": axes.get_xlabel(), "y": axes.get_ylabel(),
