@@ -43,7 +43,7 @@ class TrainConfig:
     lr_decay_factor: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    clip: str = "value"
+    clip: str = "global_norm"  # the reading of Sec. IV-B that trains (docs/training.md)
     clip_threshold: float = 0.4
     # Eq. 8 sums the squared error over a patch's pixels ("sum"); "mean" divides
     # it by the patch area, which shrinks the gradients 1681-fold at 41x41.

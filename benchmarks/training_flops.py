@@ -1,0 +1,113 @@
+"""CPU (or any device) training throughput against the hardware: a train step's GFLOP/s over the matmul rate.
+
+Usage (from the repository root; any Keras backend):
+
+    python benchmarks/training_flops.py                                   # compact CMSC, batch 32 and 64, XLA or not
+    python benchmarks/training_flops.py --model_overrides= --settings=32  # the paper's full CMSC
+    KERAS_BACKEND=jax python benchmarks/training_flops.py --settings=32,64
+
+Each setting (`--settings`: batch size, `x` suffix for XLA on TensorFlow,
+e.g. `32,32x,64`) is the trainer's own model, loss and optimizer
+(`training.train_lib.build_and_compile`, the paper's SGD with clipping)
+calling `train_on_batch` on one fixed batch of 41x41 pairs: the compute
+alone, no input cost (benchmarks/training_pipeline.py measures the feeds).
+A float32 matmul of the same backend is timed between the settings' steps,
+round after round, so both see the same machine load; the best time of
+each over `--rounds` is kept. FLOPs: 3 x the forward convolution FLOPs per
+pair (forward, and the gradients with respect to inputs and weights), the
+convolutions counted as in benchmarks/inference_flops.py.
+"""
+
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("model_overrides", ["num_features=32", "num_stages=2", "num_modules=2"],
+                  "key=value overrides of the cmsc variant (default: the shipped compact CMSC's shape; "
+                  "empty: the paper's full CMSC).")
+flags.DEFINE_list("settings", ["32", "32x", "64"], "Batch sizes to time, an x suffix for XLA (TensorFlow).")
+flags.DEFINE_integer("patch_size", 41, "Pair size (the paper's 41).")
+flags.DEFINE_integer("steps", 3, "Timed steps per setting and round.")
+flags.DEFINE_integer("rounds", 3, "Rounds (best of).")
+flags.DEFINE_integer("matmul_size", 2048, "n of the n x n float32 matmul.")
+
+
+def conv_flops_per_pixel(model):
+    """2 x multiply-adds per output pixel of every stride-1 'same' convolution (HWIO kernels)."""
+    return sum(2 * k.shape[0] * k.shape[1] * k.shape[2] * k.shape[3] for k in model.weights if len(k.shape) == 4)
+
+
+def matmul_function(n):
+    """A zero-argument function running one n x n float32 matmul to completion on the backend."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = (keras.ops.convert_to_tensor(rng.standard_normal((n, n), np.float32)) for _ in range(2))
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        product = tf.function(lambda: tf.linalg.matmul(a, b))
+        return lambda: product().numpy()
+    if keras.backend.backend() == "jax":
+        import jax
+
+        product = jax.jit(lambda x, y: x @ y)
+        return lambda: product(a, b).block_until_ready()
+    return lambda: keras.ops.convert_to_numpy(keras.ops.matmul(a, b))
+
+
+def best(fn, repeats=1):
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    import keras
+    import numpy as np
+
+    from training import train_lib
+    from training.config import TrainConfig
+    from training.flag_values import parse_overrides
+
+    overrides = parse_overrides([o for o in FLAGS.model_overrides if o])
+    rng = np.random.default_rng(0)
+    runs = []
+    for setting in FLAGS.settings:
+        batch, xla = int(setting.rstrip("x")), setting.endswith("x")
+        config = TrainConfig(model_overrides=overrides, batch_size=batch, xla=xla, patch_size=FLAGS.patch_size)
+        model = train_lib.build_and_compile(config)
+        shape = (batch, FLAGS.patch_size, FLAGS.patch_size, 1)
+        x, y = rng.random(shape, np.float32), rng.random(shape, np.float32)
+        model.train_on_batch(x, y)  # traces / compiles
+        runs.append((setting, batch, model, x, y))
+    matmul = matmul_function(FLAGS.matmul_size)
+    matmul()
+    matmul_s = float("inf")
+    step_s = {setting: float("inf") for setting, *_ in runs}
+    for _ in range(FLAGS.rounds):
+        for setting, batch, model, x, y in runs:
+            matmul_s = min(matmul_s, best(matmul, 3))
+            step_s[setting] = min(step_s[setting], best(lambda: model.train_on_batch(x, y), FLAGS.steps))
+    matmul_rate = 2 * FLAGS.matmul_size ** 3 / matmul_s / 1e9
+    flops_per_pair = 3 * conv_flops_per_pixel(runs[0][2]) * FLAGS.patch_size ** 2
+    print(f"cmsc {overrides or '(full)'}: {runs[0][2].count_params():,} parameters, "
+          f"{flops_per_pair / 1e9:.3f} GFLOP per {FLAGS.patch_size}x{FLAGS.patch_size} training pair; "
+          f"{keras.backend.backend()} backend")
+    print(f"matmul float32 {FLAGS.matmul_size}^2: {matmul_rate:.1f} GFLOP/s (best of {3 * FLAGS.rounds * len(runs)})")
+    print("| setting | s/step | pairs/s | GFLOP/s | / matmul |")
+    print("| --- | --- | --- | --- | --- |")
+    for setting, batch, *_ in runs:
+        rate = batch * flops_per_pair / step_s[setting] / 1e9
+        label = f"batch {batch}" + (", XLA" if setting.endswith("x") else "")
+        print(f"| {label} | {step_s[setting]:.3f} | {batch / step_s[setting]:.1f} | {rate:.1f} | "
+              f"{rate / matmul_rate:.2f} |")
+
+
+if __name__ == "__main__":
+    app.run(main)
