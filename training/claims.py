@@ -72,6 +72,8 @@ def main(argv):
 
     from training import curves as training_curves
 
+    entry.load("keras", "tensorflow")  # (the summary builds the arms' models)
+
     present = [arm for arm in arms if (runs_dir / arm.label / "training_log.csv").is_file()]
     if not present:
         sys.exit(f"error: no arm of {FLAGS.study} in {runs_dir} has a training log")
@@ -84,7 +86,7 @@ def main(argv):
                                     for arm in present}, False))
     out = FLAGS.plot or f"docs/claims_{FLAGS.study}.png"
     val_set = training_curves.run_val_set(runs_dir / present[0].label)
-    training_curves.plot_panels(panels, out, title=f"{FLAGS.study}: equal budgets", val_set=val_set,
+    training_curves.plot_panels(panels, out, title=f"{FLAGS.study}: {study.title}", val_set=val_set,
                                 y_labels={"loss": LOSS_LABEL})
     print(markdown_table(summary_rows(present, runs_dir)))
     for label, why in failed.items():

@@ -18,8 +18,8 @@ import sys
 # training.main flags of the arm (without dashes).
 Arm = collections.namedtuple("Arm", "label variant overrides flags", defaults=((),))
 # flagfiles: training.main --flagfile of every arm, in order (later ones override);
-# metrics: the columns of training_log.csv plotted, one panel each.
-Study = collections.namedtuple("Study", "flagfiles arms metrics")
+# metrics: the columns of training_log.csv plotted, one panel each; title: the figure's.
+Study = collections.namedtuple("Study", "flagfiles arms metrics title", defaults=("equal budgets",))
 
 _FEATURES = "num_features=16,reconstruction_initializer=zeros"
 _CLIPPING = ("clip_threshold=0.4",)
@@ -48,7 +48,8 @@ STUDIES = {
         Arm("global_norm", "cmsc", "", ("clip=global_norm", *_CLIPPING)),
         Arm("mean_loss", "cmsc", "", ("clip=value", *_CLIPPING, "loss_pixel_reduction=mean")),
         Arm("adjustable", "cmsc", "", ("clip=adjustable", *_CLIPPING)),
-    ], ("loss", "val_psnr_x2", "val_psnr_x3", "val_psnr_x4")),
+    ], ("loss", "val_psnr_x2", "val_psnr_x3", "val_psnr_x4"),
+        "the paper's recipe under four readings of its clipping (diverged arms stopped)"),
 }
 
 
