@@ -1,16 +1,20 @@
-"""Peak memory of ``cmsc-upscale`` by image size, and the time tiling costs.
+"""``cmsc-upscale`` end to end on photographs: wall time and peak memory, tiled (default tile) and untiled.
 
-Usage: python benchmarks/upscale_memory.py [--sizes 1000 2000 4000] [--scale 2]
-           [--model savedmodels/cmsc_compact/1] [--overhead_size 600] [--tile 512]
+Usage: python benchmarks/upscale_memory.py [--sizes 1000] [--scale 2] [--model cmsc_compact]
+           [--precision float32] [--tile 512] [--no_untiled]
 
-Memory: for each ``size``, a ``size x size`` RGB PNG is written, then the
-command line (``python -m cmsc_tf.deploy.cli``, default tiling) upscales it
-in a child process; the child's peak RSS (``ru_maxrss`` from ``os.wait4``)
-and wall time are printed. The input and output are uint8 (3 and
-``3 * scale^2`` bytes per input pixel); everything else must stay the size
-of one tile.
-Overhead: ``Upscaler`` on one ``overhead_size`` square image, untiled and
-with ``--tile``, best of two runs each, in this process.
+For each ``size``, a ``size x size`` photograph (the centre of skimage's
+``retina.jpg``, 1411 x 1411, mirrored outwards beyond that) is written as a
+PNG, then the command line (``python -m cmsc_tf.deploy.cli``; its default
+model, precision and tile unless given) upscales it in a child process,
+once with the default tile and once untiled (``--tile`` as large as the
+output); each child's peak RSS (``ru_maxrss`` from ``os.wait4``) and wall
+time are printed, with the overhead of tiling over the untiled pass. Each
+time includes the process start (imports, model loading): the first line
+is a 64 x 64 image, for scale. The input and output are uint8 (3 and
+``3 * scale^2`` bytes per input pixel); with tiles, everything else stays
+the size of one tile. Run the pairs on a quiet machine: this is one run
+each, not a best of several.
 """
 
 import argparse
@@ -27,19 +31,23 @@ import PIL.Image
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def photo_like(size, seed=0):
-    """A smooth random RGB image with noise (compute does not depend on content)."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.uniform(0, 255, (size // 16 + 2, size // 16 + 2, 3)).astype(np.float32)
-    image = np.repeat(np.repeat(coarse, 16, 0), 16, 1)[:size, :size]
-    return np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
+def photograph(size):
+    """A ``size x size`` uint8 RGB photograph: the centre of skimage's retina image, mirrored beyond its edges."""
+    import skimage.data
+
+    image = skimage.data.retina()
+    side = image.shape[0]
+    if size <= side:
+        top = (side - size) // 2
+        return np.ascontiguousarray(image[top : top + size, top : top + size])
+    extra = size - side
+    return np.pad(image, ((extra // 2, extra - extra // 2), (extra // 2, extra - extra // 2), (0, 0)), mode="symmetric")
 
 
-def cli_peak(path, scale, model, out_dir):
+def cli_run(path, scale, out_dir, options):
     """(peak RSS in MB, seconds) of one ``cmsc-upscale`` run in a child process."""
     command = [sys.executable, "-m", "cmsc_tf.deploy.cli", str(path), "--scale", str(scale), "--out", str(out_dir)]
-    if model:
-        command += ["--model", model]
+    command += options
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     start = time.perf_counter()
     child = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
@@ -51,44 +59,41 @@ def cli_peak(path, scale, model, out_dir):
     return usage.ru_maxrss / 1024, seconds  # Linux: KiB
 
 
-def tiling_overhead(size, scale, model, tile):
-    """Best-of-two seconds of ``Upscaler`` untiled and tiled on one image."""
-    from cmsc_tf.deploy import loader
-    from cmsc_tf.deploy.upscaler import Upscaler
-
-    image = photo_like(size, seed=1)
-    timings = {}
-    for name, tile_side in (("untiled", None), (f"tile {tile}", tile)):
-        upscaler = Upscaler(model or loader.default_model_path(), tile=tile_side)
-        upscaler.upscale(image[:64, :64], scale)  # trace outside the timing
-        runs = []
-        for _ in range(2):
-            start = time.perf_counter()
-            upscaler.upscale(image, scale)
-            runs.append(time.perf_counter() - start)
-        timings[name] = min(runs)
-    return timings
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 2000, 4000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1000])
     parser.add_argument("--scale", type=float, default=2.0)
-    parser.add_argument("--model", default=None, help="default: the CLI's default model")
-    parser.add_argument("--overhead_size", type=int, default=600, help="0 skips the overhead timing")
-    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--model", default=None, help="default: the command line's default model")
+    parser.add_argument("--precision", default=None, help="default: the command line's default for the model")
+    parser.add_argument("--tile", type=int, default=None, help="default: the command line's default tile")
+    parser.add_argument("--no_untiled", action="store_true", help="skip the untiled runs (memory grows with the image)")
     args = parser.parse_args()
+    options = []
+    if args.model:
+        options += ["--model", args.model]
+    if args.precision:
+        options += ["--precision", args.precision]
+    from cmsc_tf.deploy.cli import DEFAULT_TILE  # noqa: E402  (after argument parsing: imports TensorFlow)
+
+    tile = args.tile or DEFAULT_TILE
+    print(f"cmsc-upscale {' '.join(options) or '(defaults)'}, x{args.scale:g}, tile {tile}")
     with tempfile.TemporaryDirectory() as folder:
-        for size in args.sizes:
-            path = pathlib.Path(folder) / f"in{size}.png"
-            PIL.Image.fromarray(photo_like(size)).save(path, compress_level=1)
-            peak_mb, seconds = cli_peak(path, args.scale, args.model, pathlib.Path(folder) / "out")
+        folder = pathlib.Path(folder)
+        for size in [64] + args.sizes:
+            path = folder / f"photo{size}.png"
+            PIL.Image.fromarray(photograph(size)).save(path, compress_level=1)
             out = int(np.ceil(size * args.scale))
-            print(f"{size}x{size} x{args.scale:g} -> {out}x{out}: peak RSS {peak_mb:,.0f} MB, {seconds:.0f} s", flush=True)
-    if args.overhead_size:
-        timings = tiling_overhead(args.overhead_size, args.scale, args.model, args.tile)
-        print(f"{args.overhead_size}x{args.overhead_size} x{args.scale:g} Upscaler: "
-              + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items()))
+            runs = {f"tile {tile}": options + ["--tile", str(tile)]}
+            if not args.no_untiled and size > 64:
+                runs["untiled"] = options + ["--tile", str(out)]
+            results = {}
+            for name, run_options in runs.items():
+                results[name] = cli_run(path, args.scale, folder / "out", run_options)
+                peak_mb, seconds = results[name]
+                print(f"{size}x{size} -> {out}x{out}, {name}: {seconds:.1f} s, peak RSS {peak_mb:,.0f} MB", flush=True)
+            if "untiled" in results:
+                tiled, untiled = results[f"tile {tile}"][1], results["untiled"][1]
+                print(f"{size}x{size}: tiling overhead over one untiled pass: {100 * (tiled / untiled - 1):+.0f} %")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ OUTPUTS = (
     "savedmodels/cmsc/",                   # cmsc.flags exports: savedmodels/cmsc/1,
     "savedmodels/cmsc.keras",              #   savedmodels/cmsc.keras,
     "savedmodels/cmsc_float16.tflite",     #   savedmodels/cmsc_float16.tflite
+    "savedmodels/cmsc_dynamic_int8.tflite",  # savedmodels/cmsc_dynamic_int8.tflite
     "savedmodels/cmsc_compact/2",          # the version that re-exporting into savedmodels/cmsc_compact adds
     "cmsc_tf/_savedmodels/",               # where `pip install .` puts the presets' files (setup.py)
 )

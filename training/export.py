@@ -34,7 +34,7 @@ flags.DEFINE_string("weights", None, "With --model_dir: this weights file of the
                     "(e.g. the checkpoint of an earlier epoch, kept by --keep_epoch_checkpoints).")
 flags.DEFINE_string("keras_model", None, "A .keras model to export instead of a run (needs --export_dir).")
 flags.DEFINE_string("export_dir", None, "Export base path (default: the run's --export_dir).")
-flags.DEFINE_list("formats", ["keras", "saved_model", "tflite_float16", "tflite_rgb_float16"],  # DEFAULT_FORMATS
+flags.DEFINE_list("formats", ["keras", "saved_model", "tflite_float16", "tflite_dynamic_int8", "tflite_rgb_float16"],  # DEFAULT_FORMATS
                   "What to write (any of training.export_lib.EXPORT_FORMATS).")
 
 

@@ -15,8 +15,9 @@ from training import checkpointing
 # tflite_rgb_<variant>: self-contained (uint8 RGB + scale -> uint8 RGB, bicubic and YCbCr inside).
 EXPORT_FORMATS = ("keras", "saved_model", "tflite_float16", "tflite_float32", "tflite_dynamic_int8",
                   "tflite_rgb_float16", "tflite_rgb_float32", "tflite_rgb_dynamic_int8")
-# What training writes when it ends, and training.export's default.
-DEFAULT_FORMATS = ("keras", "saved_model", "tflite_float16", "tflite_rgb_float16")
+# What training writes when it ends, and training.export's default; tflite_dynamic_int8
+# is what Upscaler / cmsc-upscale run by default for a preset (cmsc_tf.models.presets).
+DEFAULT_FORMATS = ("keras", "saved_model", "tflite_float16", "tflite_dynamic_int8", "tflite_rgb_float16")
 # Formats that go through TensorFlow graphs: written only on the TensorFlow backend.
 TENSORFLOW_FORMATS = tuple(f for f in EXPORT_FORMATS if f != "keras")
 

@@ -128,18 +128,29 @@ def read_metadata(path):
     return read_embedded_metadata(path)
 
 
+def available_cores():
+    """The number of CPU cores this process may run on (its affinity mask, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class TFLiteNetwork:
     """Runs a converted network with LiteRT: ``[H, W, 1]`` float32 -> ``[H, W, 1]`` float32.
 
     Quantised (int8) inputs and outputs are converted with the tensors'
     own scale and zero point, so every variant is called the same way.
+    ``num_threads``: LiteRT's (and its XNNPACK delegate's) thread count;
+    ``None``: every core this process may run on (:func:`available_cores`).
     """
 
     def __init__(self, model, num_threads=None):
         from ai_edge_litert.interpreter import Interpreter  # optional dependency
 
         source = {"model_content": model} if isinstance(model, (bytes, bytearray)) else {"model_path": os.fspath(model)}
-        self._interpreter = Interpreter(**source, num_threads=num_threads)
+        self.num_threads = available_cores() if num_threads is None else int(num_threads)
+        self._interpreter = Interpreter(**source, num_threads=self.num_threads)
         self._input = self._interpreter.get_input_details()[0]
         self._output_index = self._interpreter.get_output_details()[0]["index"]
         self._shape = None

@@ -22,8 +22,11 @@ This module uses the standard library only: ``setup.py`` reads it by path.
 import pathlib
 
 # name -> description and files, relative to savedmodels/. "saved_model": what
-# the loader runs (Upscaler, cmsc-upscale, training.evaluate); "keras": the
-# Keras model of CMSC.from_preset; "tflite": the converted float16 network.
+# the loader runs at float32 (training.evaluate; Upscaler / cmsc-upscale with
+# precision "float32"); "keras": the Keras model of CMSC.from_preset; "tflite":
+# the converted float16 network; "tflite_dynamic_int8": the network with int8
+# weights run by LiteRT, what Upscaler and cmsc-upscale run by default
+# (docs/deployment.md: about 3.5 times the float32 speed, Set5 within 0.02 dB).
 PRESETS = {
     "cmsc_compact": {
         "description": "Compact CMSC (2 stages of 2 modules, 32 features) trained on the 291 images "
@@ -31,12 +34,14 @@ PRESETS = {
         "saved_model": "cmsc_compact/1",
         "keras": "cmsc_compact.keras",
         "tflite": "cmsc_compact_float16.tflite",
+        "tflite_dynamic_int8": "cmsc_compact_dynamic_int8.tflite",
     },
     "cmsc_full": {
         "description": "The paper's full CMSC (3 stages of 5 modules, 64 features) trained on a lent GPU: "
                        "the best scores, 14 times the compute (docs/results.md). Also .keras.",
         "saved_model": "cmsc_full/1",
         "keras": "cmsc_full.keras",
+        "tflite_dynamic_int8": "cmsc_full_dynamic_int8.tflite",
     },
     "vdsr": {
         "description": "VDSR (Kim et al. 2016) with its public weights.",
@@ -60,8 +65,9 @@ def package_files():
         patterns += [f"{preset['saved_model']}/*", f"{preset['saved_model']}/*/*"]
         if "keras" in preset:
             patterns.append(preset["keras"])
-        if "tflite" in preset:
-            patterns += [preset["tflite"], preset["tflite"] + ".json"]
+        for kind in ("tflite", "tflite_dynamic_int8"):
+            if kind in preset:
+                patterns += [preset[kind], preset[kind] + ".json"]
     return patterns
 
 
@@ -80,7 +86,7 @@ def is_preset(name):
 
 
 def preset_path(name, kind="saved_model"):
-    """Path of preset ``name``'s ``kind`` file (``saved_model``, ``keras`` or ``tflite``).
+    """Path of preset ``name``'s ``kind`` file (``saved_model``, ``keras``, ``tflite`` or ``tflite_dynamic_int8``).
 
     Raises ValueError for an unknown name or kind, FileNotFoundError if the
     files are in none of :func:`search_dirs`.

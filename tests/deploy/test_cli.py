@@ -153,8 +153,8 @@ def test_without_model_runs_the_shipped_default(tmp_path):
     PIL.Image.fromarray(random_rgb(12, 10)).save(tmp_path / "a.png")
     default = run_module(["a.png", "--scale", "2", "--out", "default"], tmp_path)
     assert default.returncode == 0, default.stderr
-    named = run_module(["a.png", "--scale", "2", "--out", "named", "--model", str(loader.default_model_path())],
-                       tmp_path)
+    # The default model by name, at its default precision (dynamic int8; tests/deploy/test_fast_path.py).
+    named = run_module(["a.png", "--scale", "2", "--out", "named", "--model", loader.DEFAULT_PRESET], tmp_path)
     assert named.returncode == 0, named.stderr
     a, b = (np.asarray(PIL.Image.open(tmp_path / d / "a_x2.png")) for d in ("default", "named"))
     assert a.shape == (24, 20, 3) and np.array_equal(a, b)

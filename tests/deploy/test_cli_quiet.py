@@ -74,3 +74,9 @@ def test_verbose_shows_them(photo):
     verbose = upscale(photo, "--verbose")
     assert verbose.returncode == 0, verbose.stderr
     assert helpers.noise_lines(verbose.stderr)  # this machine prints some: no GPU, oneDNN
+
+
+def test_the_light_precision_names_are_the_loaders():
+    from cmsc_tf.deploy import cli, loader
+
+    assert set(cli.PRECISIONS) == set(loader.PRECISIONS)

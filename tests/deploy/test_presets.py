@@ -13,7 +13,7 @@ def test_presets_resolve_to_the_checkout_first():
     assert presets.search_dirs()[0] == REPO_ROOT / "savedmodels"
     for name, preset in presets.PRESETS.items():
         assert preset["description"]
-        for kind in ("saved_model", "keras", "tflite"):
+        for kind in ("saved_model", "keras", "tflite", "tflite_dynamic_int8"):
             if kind in preset:
                 assert presets.preset_path(name, kind) == REPO_ROOT / "savedmodels" / preset[kind]
     assert loader.default_model_path() == REPO_ROOT / loader.DEFAULT_MODEL

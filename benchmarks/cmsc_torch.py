@@ -1,0 +1,153 @@
+"""The CMSC network in PyTorch, for the speed peer in benchmarks/precision.py (PyTorch is optional).
+
+Usage (run by benchmarks/precision.py with a Python that has torch; NumPy and
+torch only, no TensorFlow):
+
+    python benchmarks/cmsc_torch.py WEIGHTS.npz [--repeats 3] [--threads N]
+
+``WEIGHTS.npz`` is written by :func:`export_weights` (TensorFlow side): the
+model's config as JSON (``config``), every convolution with its batch norm
+folded in (``<name>/kernel`` OIHW, ``<name>/bias``), the stage weights of the
+ensemble, a test input ``x`` ``[1, 1, H, W]`` and the Keras float32 output
+``keras_final`` on it. This script checks its float32 output against
+``keras_final``, times the forward pass in float32 and under bfloat16 autocast
+(contiguous and channels_last memory layouts, best of ``--repeats`` each,
+alternating), and prints one JSON line.
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def export_weights(model, path, x):
+    """Writes ``model``'s (a Keras CMSC with MSC modules) folded weights, ``x`` and its Keras output to ``path``.
+
+    Batch norm is folded into the preceding convolution (``w * gamma / sqrt(var + eps)``,
+    ``beta - mean * gamma / sqrt(var + eps)``), as the TFLite converter does.
+    """
+    from cmsc_tf.models.model import final_output
+
+    config = model.get_config()
+    supported = (config["module_type"] == "msc" and config["residual_features"] and config["stage_entry_conv"]
+                 and config["cascaded_supervision"] and not config["shared_reconstruction"]
+                 and config["activation"] == "leaky_relu" and not config["fused_activation"])
+    if not supported:
+        raise ValueError("cmsc_torch runs the paper's CMSC layout only (MSC modules, residual features, "
+                         "stage entry convolutions, cascaded supervision, leaky ReLU)")
+    arrays = {}
+
+    def unit(name, unit_layer):
+        kernel = unit_layer.conv.kernel.numpy()
+        bias = unit_layer.conv.bias.numpy() if unit_layer.conv.use_bias else np.zeros(kernel.shape[-1], np.float32)
+        if unit_layer.norm is not None:
+            norm = unit_layer.norm
+            factor = norm.gamma.numpy() / np.sqrt(norm.moving_variance.numpy() + norm.epsilon)
+            kernel = kernel * factor
+            bias = norm.beta.numpy() + (bias - norm.moving_mean.numpy()) * factor
+        arrays[f"{name}/kernel"] = kernel.transpose(3, 2, 0, 1).astype(np.float32)
+        arrays[f"{name}/bias"] = bias.astype(np.float32)
+
+    unit("feature_extraction", model.get_layer("feature_extraction"))
+    for q in range(1, config["num_stages"] + 1):
+        stage = model.get_layer(f"subnetwork_{q}")
+        unit(f"stage_{q}/entry", stage.entry)
+        for i, block in enumerate(stage.blocks):
+            for side, (first, second) in zip(("left", "right"), block.branches):
+                unit(f"stage_{q}/module_{i + 1}/{side}_1", first)
+                unit(f"stage_{q}/module_{i + 1}/{side}_2", second)
+        reconstruction = model.get_layer(f"reconstruction_{q}")
+        arrays[f"stage_{q}/reconstruction/kernel"] = reconstruction.kernel.numpy().transpose(3, 2, 0, 1)
+        arrays[f"stage_{q}/reconstruction/bias"] = reconstruction.bias.numpy()
+    arrays["stage_weights"] = model.get_layer("final").stage_weights.numpy()
+    arrays["x"] = np.asarray(x, np.float32).transpose(0, 3, 1, 2)
+    arrays["keras_final"] = np.asarray(final_output(model(x, training=False))).transpose(0, 3, 1, 2)
+    np.savez(path, config=json.dumps({k: config[k] for k in ("num_stages", "num_modules", "negative_slope")}),
+             **arrays)
+
+
+def build_forward(weights):
+    """The CMSC forward pass over the arrays of :func:`export_weights` (torch tensors)."""
+    import torch
+    import torch.nn.functional as F
+
+    config = json.loads(str(weights["config"]))
+    slope = config["negative_slope"]
+    params = {k: torch.from_numpy(np.asarray(weights[k])) for k in weights.files if k not in ("config", "x", "keras_final")}
+
+    def conv(x, name, act):
+        kernel = params[f"{name}/kernel"]
+        y = F.conv2d(x, kernel, params[f"{name}/bias"], padding=kernel.shape[-1] // 2)
+        return F.leaky_relu(y, slope) if act else y
+
+    def forward(x):
+        features = conv(x, "feature_extraction", True)
+        final = 0
+        for q in range(1, config["num_stages"] + 1):
+            inputs = features
+            a = b = conv(features, f"stage_{q}/entry", True)
+            for i in range(1, config["num_modules"] + 1):
+                prefix = f"stage_{q}/module_{i}"
+                merged = (a + b) * 0.5
+                left = conv(conv(a, f"{prefix}/left_1", True), f"{prefix}/left_2", False)
+                right = conv(conv(b, f"{prefix}/right_1", True), f"{prefix}/right_2", False)
+                if i == config["num_modules"]:
+                    a = left + right + merged
+                else:
+                    a, b = F.leaky_relu(left + merged, slope), F.leaky_relu(right + merged, slope)
+            features = a + inputs
+            prediction = conv(features, f"stage_{q}/reconstruction", False).float() + x.float()
+            final = final + prediction * params["stage_weights"][q - 1]
+        return final
+
+    return forward, params
+
+
+def main():
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    weights = np.load(args.weights)
+    forward, params = build_forward(weights)
+    x = torch.from_numpy(weights["x"])
+    with torch.inference_mode():
+        float32_out = forward(x).numpy()
+        error = float(np.abs(float32_out - weights["keras_final"]).max())
+        runs = {}
+        for layout in ("contiguous", "channels_last"):
+            xl = x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
+            if layout == "channels_last":
+                for name, value in params.items():
+                    if value.ndim == 4:
+                        params[name] = value.contiguous(memory_format=torch.channels_last)
+            runs[f"float32 {layout}"] = lambda xl=xl: forward(xl)
+
+            def bf16(xl=xl):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return forward(xl)
+
+            runs[f"bfloat16 {layout}"] = bf16
+        outputs = {name: run().float().numpy() for name, run in runs.items()}  # also the warm-up
+        best = {name: float("inf") for name in runs}
+        for _ in range(args.repeats):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run()
+                best[name] = min(best[name], time.perf_counter() - start)
+    print(json.dumps({
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "seconds": best,
+        "max_error_vs_keras": error,
+        "max_difference_vs_keras": {name: float(np.abs(out - weights["keras_final"]).max()) for name, out in outputs.items()},
+    }))
+
+
+if __name__ == "__main__":
+    main()
