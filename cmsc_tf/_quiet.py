@@ -49,6 +49,8 @@ _LOG_LINE = re.compile(r"([IWEF])\d{4} [\d:.]+\s+\d+ \S+:\d+\] (.*)")
 # The second line of cpu_feature_guard's INFO message.
 _CONTINUATION = re.compile(r"To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler")
 _NO_DRIVER = "Could not find cuda drivers on your machine"
+# LiteRT's own log format (minimal logging): "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+_LITERT_INFO = "INFO: "
 _CUINIT_FAILED = "failed call to cuInit"
 
 _LIBRARIES = ("tensorflow", "jax", "jaxlib")
@@ -59,7 +61,7 @@ _state = {"no_cuda_driver": False}  # a window saw TensorFlow's "no CUDA driver"
 def drop_noise(text, no_cuda_driver=False):
     """``text`` (what the C++ stderr received) without the start-up noise of TensorFlow and CUDA.
 
-    Dropped: the absl preamble, C++ INFO and WARNING lines (with
+    Dropped: the absl preamble, LiteRT's INFO lines, C++ INFO and WARNING lines (with
     cpu_feature_guard's second line), and the E-level "failed call to cuInit"
     when TensorFlow also said that it found no CUDA driver (in ``text``, or
     earlier: ``no_cuda_driver``), which is a machine without a GPU, not an
@@ -70,7 +72,7 @@ def drop_noise(text, no_cuda_driver=False):
     kept = []
     for line in lines:
         log = _LOG_LINE.match(line)
-        if line.startswith(_ABSL_PREAMBLE) or _CONTINUATION.match(line):
+        if line.startswith((_ABSL_PREAMBLE, _LITERT_INFO)) or _CONTINUATION.match(line):
             continue
         if log and (log.group(1) in "IW" or (no_cuda_driver and _CUINIT_FAILED in log.group(2))):
             continue

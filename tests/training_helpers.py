@@ -47,7 +47,8 @@ def python_env(backend="tensorflow"):
 # What TensorFlow prints while it loads on a machine without a GPU (the C++
 # start-up lines that the entry points hide unless --verbose / --tf_log).
 TENSORFLOW_NOISE = ("cpu_feature_guard", "cudart_stub", "cuInit", "oneDNN",
-                    "All log messages before absl::InitializeLog")
+                    "All log messages before absl::InitializeLog",
+                    "Created TensorFlow Lite XNNPACK delegate")  # LiteRT, on the int8 default's first run
 
 
 def noise_lines(text):

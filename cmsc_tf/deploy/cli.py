@@ -37,6 +37,7 @@ import pathlib
 import signal
 import sys
 
+import numpy as np
 from absl.flags import argparse_flags
 
 # Light modules only (no TensorFlow, no Keras): the command line is parsed,
@@ -226,6 +227,11 @@ def run(args):
     _quiet.load("tensorflow", verbose=args.verbose)
     try:
         upscaler = _load_upscaler(args)
+        if not args.verbose:
+            # LiteRT announces its XNNPACK delegate on the first run: let that be now, quietly,
+            # not in the middle of the progress bar's line.
+            with _quiet.filtered_stderr():
+                upscaler.network_y(np.zeros((16, 16, 1), np.float32))
     except (OSError, ValueError) as error:
         _error(f"cannot load model: {error}")
         return 2

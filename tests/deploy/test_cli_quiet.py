@@ -80,3 +80,14 @@ def test_the_light_precision_names_are_the_loaders():
     from cmsc_tf.deploy import cli, loader
 
     assert set(cli.PRECISIONS) == set(loader.PRECISIONS)
+
+
+def test_the_int8_path_runs_litert_quietly_and_never_inside_the_progress_line(photo):
+    """LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" at its first run,
+    which once landed in the middle of the progress bar; it is run once, quietly, before."""
+    quiet = upscale(photo, "--precision", "dynamic_int8")
+    assert quiet.returncode == 0, quiet.stderr
+    assert helpers.noise_lines(quiet.stdout + quiet.stderr) == [], quiet.stderr
+    assert "INFO:" not in quiet.stderr
+    verbose = upscale(photo, "--precision", "dynamic_int8", "--verbose")
+    assert "Created TensorFlow Lite XNNPACK delegate" in verbose.stderr
