@@ -41,6 +41,11 @@ def finite_loss(logs):
     return loss is None or math.isfinite(float(loss))
 
 
+def mid_epoch_point(step, every_steps, steps_per_epoch):
+    """Whether global step `step` is one of every `every_steps` (0: none) inside an epoch, not its end."""
+    return bool(every_steps) and step % every_steps == 0 and step % steps_per_epoch != 0
+
+
 def _sync_model_variables(model):
     # JAX keeps the training state outside the variables during an epoch; a
     # callback that reads weights mid-epoch asks for them (a public method of
@@ -136,8 +141,7 @@ class Reporter(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.progress.step
-        if (self.every_steps and step % self.every_steps == 0 and step % self.steps_per_epoch
-                and logs is not None and finite_loss(logs)):
+        if mid_epoch_point(step, self.every_steps, self.steps_per_epoch) and logs is not None and finite_loss(logs):
             _sync_model_variables(self.model)
             self.report(self._epoch, logs)
 
@@ -324,7 +328,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.progress.step
-        if (self.every_steps and step % self.every_steps == 0 and step % self.steps_per_epoch
+        if (mid_epoch_point(step, self.every_steps, self.steps_per_epoch)
                 and finite_loss(logs) and self.nan_guard.stopped_at is None):
             _sync_model_variables(self.model)
             self._save()

@@ -7,7 +7,6 @@ names.
 """
 
 import collections
-import csv
 import json
 import math
 import pathlib
@@ -86,11 +85,10 @@ def run_parameters(model_dir):
 
 def read_log(model_dir):
     """The rows of a run's training_log.csv ([] when it wrote none)."""
+    from training.curves import read_rows
+
     path = pathlib.Path(model_dir) / "training_log.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    return read_rows(path) if path.is_file() else []
 
 
 def summed_loss_curve(model_dir):

@@ -26,7 +26,7 @@ def append_row(path, row):
     rewrites the log atomically with every column, the old rows' new cells empty.
     """
     path = pathlib.Path(path)
-    rows = _rows(path) if path.exists() else []
+    rows = read_rows(path) if path.exists() else []
     columns = list(rows[0]) if rows else []
     if rows and not set(row) - set(columns):
         with open(path, "a", newline="") as handle:
@@ -40,7 +40,8 @@ def append_row(path, row):
     atomic.write_text(path, text.getvalue())
 
 
-def _rows(path):
+def read_rows(path):
+    """The rows ({column: text}) of the CSV log at `path`."""
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
@@ -54,7 +55,7 @@ def read_curve(model_dir, metric):
     the earlier trainer, (epoch + 1) x steps per epoch.
     """
     model_dir = pathlib.Path(model_dir)
-    logs = {name: _rows(model_dir / name) for name in LOG_FILES if (model_dir / name).is_file()}
+    logs = {name: read_rows(model_dir / name) for name in LOG_FILES if (model_dir / name).is_file()}
     config = model_dir / "config.json"
     if not logs or not config.is_file():
         raise FileNotFoundError(f"{model_dir}: not a training run folder (needs config.json and "
