@@ -12,7 +12,10 @@ ensemble, a test input ``x`` ``[1, 1, H, W]`` and the Keras float32 output
 ``keras_final`` on it. This script checks its float32 output against
 ``keras_final``, times the forward pass in float32 and under bfloat16 autocast
 (contiguous and channels_last memory layouts, best of ``--repeats`` each,
-alternating), and prints one JSON line.
+alternating), and prints one JSON line. Its ``seconds`` also hold
+``convolutions alone bfloat16 <layout>``: the same convolutions with every
+elementwise operation between them dropped (:func:`build_convolutions_alone`),
+the rate PyTorch's bfloat16 convolutions give on this network's mix of kernels.
 """
 
 import argparse
@@ -105,6 +108,32 @@ def build_forward(weights):
     return forward, params
 
 
+def build_convolutions_alone(params):
+    """The network's convolutions (as :func:`build_forward` reads them) with nothing between them.
+
+    The 64-channel convolutions run one after another; those with another
+    output width (the reconstructions) branch off the chain and are summed
+    into the output. The benchmark's bound: what these convolutions cost
+    with every elementwise operation free.
+    """
+    import torch.nn.functional as F
+
+    kernels = [value for name, value in params.items() if name.endswith("/kernel")]
+    width = kernels[0].shape[0]  # the feature extraction's output: the chain's width
+
+    def forward(x):
+        trunk, side = x, 0
+        for kernel in kernels:
+            y = F.conv2d(trunk, kernel, padding=kernel.shape[-1] // 2)
+            if kernel.shape[0] == width:
+                trunk = y
+            else:
+                side = side + y
+        return side
+
+    return forward
+
+
 def main():
     import torch
 
@@ -117,6 +146,7 @@ def main():
         torch.set_num_threads(args.threads)
     weights = np.load(args.weights)
     forward, params = build_forward(weights)
+    convolutions_alone = build_convolutions_alone(params)
     x = torch.from_numpy(weights["x"])
     with torch.inference_mode():
         float32_out = forward(x).numpy()
@@ -135,6 +165,12 @@ def main():
                     return forward(xl)
 
             runs[f"bfloat16 {layout}"] = bf16
+
+            def bf16_convolutions(xl=xl):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return convolutions_alone(xl)
+
+            runs[f"convolutions alone bfloat16 {layout}"] = bf16_convolutions
         outputs = {name: run().float().numpy() for name, run in runs.items()}  # also the warm-up
         best = {name: float("inf") for name in runs}
         for _ in range(args.repeats):
@@ -145,7 +181,8 @@ def main():
     print(json.dumps({
         "torch": torch.__version__, "threads": torch.get_num_threads(), "seconds": best,
         "max_error_vs_keras": error,
-        "max_difference_vs_keras": {name: float(np.abs(out - weights["keras_final"]).max()) for name, out in outputs.items()},
+        "max_difference_vs_keras": {name: float(np.abs(out - weights["keras_final"]).max()) for name, out in outputs.items()
+                                    if not name.startswith("convolutions alone")},
     }))
 
 

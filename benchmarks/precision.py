@@ -35,8 +35,14 @@ XLA, LiteRT float32 and the other dynamic-int8 runners compute what their
 row above computes, see ``max diff``; ``--score default``: Keras float32
 and the default only). The ``Upscaler`` column: the whole
 ``Upscaler.upscale`` of a ``size / 2`` RGB image at x2 (``size`` output).
-Ends with one bare 3x3 64 -> 64 convolution in float32 and bfloat16: what
-the hardware gives without Keras.
+After each table, the bound: the model's convolutions alone (every
+elementwise operation between them dropped: leaky ReLU, the merge-and-run
+additions, the averages), timed as LiteRT dynamic int8 and, with torch, as
+PyTorch bfloat16 in the same rounds. Their ratio is the most any int8
+rewrite of this network's graph can gain over PyTorch's bfloat16 on this
+CPU; the default's time over the int8 bound is its elementwise share. Ends
+with one bare 3x3 64 -> 64 convolution in float32 and bfloat16: what the
+hardware gives without Keras.
 """
 
 import argparse
@@ -129,6 +135,32 @@ def conv_seconds(size, dtype, repeats):
     return best
 
 
+def convolutions_alone(model):
+    """A Keras model of ``model``'s convolutions with nothing between them (the int8 bound of the benchmark).
+
+    The kernels (``model.weights`` order) of the feature width run one after
+    another, ReLU fused into each (free in XNNPACK's GEMM); those of another
+    output width (the reconstructions) branch off and are summed into the
+    output. Same convolution FLOPs as ``model``; the output means nothing.
+    """
+    import keras
+
+    kernels = [w for w in model.weights if len(w.shape) == 4]
+    width = kernels[0].shape[-1]
+    inputs = keras.Input((None, None, 1))
+    trunk, side = inputs, []
+    for kernel in kernels:
+        kh, kw, _, out = kernel.shape
+        conv = keras.layers.Conv2D(out, (kh, kw), padding="same", activation="relu" if out == width else None)
+        y = conv(trunk)
+        conv.kernel.assign(kernel.value)
+        if out == width:
+            trunk = y
+        else:
+            side.append(y)
+    return keras.Model(inputs, keras.layers.Add()(side) if len(side) > 1 else side[0])
+
+
 def paths_of(name, args, scratch):
     """[(row name, network function, Upscaler or None, scored on Set5)] for preset ``name``."""
     import keras
@@ -186,6 +218,13 @@ def main():
         for name in args.models:
             model, paths = paths_of(name, args, scratch)
             flops = conv_flops(model, args.size, args.size)
+            bound_model = convolutions_alone(model)
+            assert conv_flops(bound_model, args.size, args.size) == flops
+            bound_file = scratch / f"{name}_convolutions_alone.tflite"
+            bound_file.write_bytes(tflite.convert(bound_model, "dynamic_int8"))
+            bound = tflite.TFLiteNetwork(bound_file)
+            bound(x)  # warm-up
+            bound_seconds = float("inf")
             torch_rows = {}
             if python:
                 weights = scratch / f"{name}.npz"
@@ -207,6 +246,9 @@ def main():
                         start = time.perf_counter()
                         upscaler.upscale(photo, 2)
                         best_upscale[row] = min(best_upscale[row], time.perf_counter() - start)
+                start = time.perf_counter()
+                bound(x)
+                bound_seconds = min(bound_seconds, time.perf_counter() - start)
                 if python:  # between the rounds, under the same load
                     for key, seconds in run_torch(python, weights, 1)["seconds"].items():
                         torch_rows[key] = min(torch_rows.get(key, float("inf")), seconds)
@@ -244,6 +286,14 @@ def main():
             if python:
                 line += (f"; vs PyTorch bfloat16: {best['PyTorch bfloat16'] / best[default]:.2f}x"
                          f"; vs PyTorch float32: {best['PyTorch float32'] / best[default]:.2f}x")
+            print(line)
+            line = (f"bound, the convolutions alone: LiteRT dynamic int8 {bound_seconds:.3f} s "
+                    f"({flops / bound_seconds / 1e9:.0f} GFLOP/s); the default spends "
+                    f"{100 * (1 - bound_seconds / best[default]):.0f} % of its time between them")
+            if python:
+                torch_bound = min(torch_rows[f"convolutions alone bfloat16 {k}"] for k in ("contiguous", "channels_last"))
+                line += (f"; PyTorch bfloat16 {torch_bound:.3f} s ({flops / torch_bound / 1e9:.0f} GFLOP/s): "
+                         f"int8 over bfloat16 at most {torch_bound / bound_seconds:.2f}x on these convolutions")
             print(line)
     f32, bf16 = conv_seconds(128, tf.float32, args.repeats), conv_seconds(128, tf.bfloat16, args.repeats)
     print(f"\none 3x3 64->64 conv 128x128: float32 {f32 * 1e3:.2f} ms, bfloat16 {bf16 * 1e3:.2f} ms, "

@@ -11,7 +11,10 @@ once with the default tile and once untiled (``--tile`` as large as the
 output); each child's peak RSS (``ru_maxrss`` from ``os.wait4``) and wall
 time are printed, with the overhead of tiling over the untiled pass. Each
 time includes the process start (imports, model loading): the first line
-is a 64 x 64 image, for scale. The input and output are uint8 (3 and
+is a 64 x 64 image, for scale. For each size it also prints how many
+more pixels the tiles' network passes compute than the image has (the halo
+of the model's receptive radius around every tile, recomputed): the work
+tiling adds, beside the time it costs. The input and output are uint8 (3 and
 ``3 * scale^2`` bytes per input pixel); with tiles, everything else stays
 the size of one tile. Run the pairs on a quiet machine: this is one run
 each, not a best of several.
@@ -73,16 +76,25 @@ def main():
         options += ["--model", args.model]
     if args.precision:
         options += ["--precision", args.precision]
-    from cmsc_tf.deploy.cli import DEFAULT_TILE  # noqa: E402  (after argument parsing: imports TensorFlow)
+    # After argument parsing: these import TensorFlow.
+    from cmsc_tf.deploy.cli import DEFAULT_TILE
+    from cmsc_tf.deploy.tiling import tile_windows
+    from cmsc_tf.deploy.upscaler import Upscaler
+    from cmsc_tf.models.presets import DEFAULT_PRESET
 
     tile = args.tile or DEFAULT_TILE
-    print(f"cmsc-upscale {' '.join(options) or '(defaults)'}, x{args.scale:g}, tile {tile}")
+    halo = Upscaler(args.model or DEFAULT_PRESET, precision=args.precision).halo
+    print(f"cmsc-upscale {' '.join(options) or '(defaults)'}, x{args.scale:g}, tile {tile}, halo {halo}")
     with tempfile.TemporaryDirectory() as folder:
         folder = pathlib.Path(folder)
         for size in [64] + args.sizes:
             path = folder / f"photo{size}.png"
             PIL.Image.fromarray(photograph(size)).save(path, compress_level=1)
             out = int(np.ceil(size * args.scale))
+            computed = sum((crop[0].stop - crop[0].start) * (crop[1].stop - crop[1].start)
+                           for crop, _, _ in tile_windows(out, out, tile, halo))
+            print(f"{size}x{size}: the tiles of {tile} compute {100 * (computed / out**2 - 1):+.0f} % pixels "
+                  f"over the {out}x{out} output (halo {halo})", flush=True)
             runs = {f"tile {tile}": options + ["--tile", str(tile)]}
             if not args.no_untiled and size > 64:
                 runs["untiled"] = options + ["--tile", str(out)]

@@ -9,6 +9,12 @@ turns it into an exception, as ``cmsc-upscale`` does).
 Temporary names are hidden and recognisable (`is_temporary`), so a leftover
 of a killed process (SIGKILL, power loss) is never taken for an input.
 
+The file's data reach the disk (fsync) before the rename, and the rename
+itself before `atomic_path` returns (fsync of the folder, where the
+filesystem allows it): without that, a power loss soon after a checkpoint
+can leave its final name on an empty or truncated file (a rename may reach
+the disk before the data it names).
+
 `check_output_file` / `check_output_folder` refuse an output path that cannot
 be written, so that commands fail before their work rather than after it.
 """
@@ -61,6 +67,15 @@ def _temporary_tail(folder, name):
     return os.fsdecode(tail)
 
 
+def _sync(path, folder=False):
+    """Flushes ``path`` (a file, or a folder's entries) to the disk."""
+    descriptor = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if folder else 0))
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path to write; it becomes `path` when the block succeeds.
@@ -85,12 +100,15 @@ def atomic_path(path):
                 temporary = None
         yield temporary
         os.chmod(temporary, 0o666 & ~_current_umask())
+        _sync(temporary)
         os.replace(temporary, path)
     except BaseException:
         if temporary is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
         raise
+    with contextlib.suppress(OSError):  # some filesystems cannot sync a folder; the file itself is on disk
+        _sync(path.parent, folder=True)
 
 
 def write_bytes(path, data):

@@ -84,3 +84,25 @@ def test_output_checks_refuse_an_unwritable_folder(tmp_path, monkeypatch):
         atomic.check_output_folder(locked / "new")
     with pytest.raises(ValueError, match=f"{locked} is not a writable folder"):
         atomic.check_output_file(locked / "out.json")
+
+
+def test_data_reach_the_disk_before_the_rename_and_the_rename_after(tmp_path, monkeypatch):
+    # Without the first fsync a power loss can leave the final name on an empty file.
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")))
+        real_fsync(descriptor)
+
+    def replace(source, destination):
+        events.append(("replace", str(source), str(destination)))
+        real_replace(source, destination)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    target = tmp_path / "state.json"
+    atomic.write_text(target, "{}")
+    temporary = events[1][1]
+    assert atomic.is_temporary(temporary)
+    assert events == [("fsync", temporary), ("replace", temporary, str(target)), ("fsync", str(tmp_path))]
