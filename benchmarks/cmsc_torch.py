@@ -108,17 +108,26 @@ def build_forward(weights):
     return forward, params
 
 
-def build_convolutions_alone(params):
+def build_convolutions_alone(params, channels_last=False):
     """The network's convolutions (as :func:`build_forward` reads them) with nothing between them.
 
-    The 64-channel convolutions run one after another; those with another
-    output width (the reconstructions) branch off the chain and are summed
-    into the output. The benchmark's bound: what these convolutions cost
-    with every elementwise operation free.
+    Kernels of the network's shapes, in its order: those of the feature width
+    run one after another; those of another output width (the
+    reconstructions) branch off the chain and are summed into the output.
+    The benchmark's bound: what these convolutions cost with every
+    elementwise operation free.
     """
+    import torch
     import torch.nn.functional as F
 
-    kernels = [value for name, value in params.items() if name.endswith("/kernel")]
+    # Random kernels of the network's shapes, of variance 1 / fan-in: without the
+    # batch norms and activations, the trained ones would let the activations
+    # grow or shrink layer by layer into infinities or denormals.
+    generator = torch.Generator().manual_seed(0)
+    kernels = [torch.randn(value.shape, generator=generator) / value[0].numel() ** 0.5
+               for name, value in params.items() if name.endswith("/kernel")]
+    if channels_last:
+        kernels = [k.contiguous(memory_format=torch.channels_last) for k in kernels]
     width = kernels[0].shape[0]  # the feature extraction's output: the chain's width
 
     def forward(x):
@@ -146,7 +155,6 @@ def main():
         torch.set_num_threads(args.threads)
     weights = np.load(args.weights)
     forward, params = build_forward(weights)
-    convolutions_alone = build_convolutions_alone(params)
     x = torch.from_numpy(weights["x"])
     with torch.inference_mode():
         float32_out = forward(x).numpy()
@@ -166,9 +174,9 @@ def main():
 
             runs[f"bfloat16 {layout}"] = bf16
 
-            def bf16_convolutions(xl=xl):
+            def bf16_convolutions(xl=xl, chain=build_convolutions_alone(params, layout == "channels_last")):
                 with torch.autocast("cpu", dtype=torch.bfloat16):
-                    return convolutions_alone(xl)
+                    return chain(xl)
 
             runs[f"convolutions alone bfloat16 {layout}"] = bf16_convolutions
         outputs = {name: run().float().numpy() for name, run in runs.items()}  # also the warm-up

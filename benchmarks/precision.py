@@ -138,7 +138,8 @@ def conv_seconds(size, dtype, repeats):
 def convolutions_alone(model):
     """A Keras model of ``model``'s convolutions with nothing between them (the int8 bound of the benchmark).
 
-    The kernels (``model.weights`` order) of the feature width run one after
+    Convolutions of the shapes of ``model``'s kernels (``model.weights`` order,
+    random weights: speed does not depend on them); those of the feature width run one after
     another, ReLU fused into each (free in XNNPACK's GEMM); those of another
     output width (the reconstructions) branch off and are summed into the
     output. Same convolution FLOPs as ``model``; the output means nothing.
@@ -151,9 +152,10 @@ def convolutions_alone(model):
     trunk, side = inputs, []
     for kernel in kernels:
         kh, kw, _, out = kernel.shape
-        conv = keras.layers.Conv2D(out, (kh, kw), padding="same", activation="relu" if out == width else None)
+        # He-initialised with ReLU: the activations keep their size along the chain.
+        conv = keras.layers.Conv2D(out, (kh, kw), padding="same", activation="relu" if out == width else None,
+                                   kernel_initializer="he_normal")
         y = conv(trunk)
-        conv.kernel.assign(kernel.value)
         if out == width:
             trunk = y
         else:
