@@ -14,7 +14,7 @@ from cmsc_tf.io import atomic
 
 # Where a run's per-epoch metrics are: the trainer's log, then the log of the
 # evaluator that once ran beside a trainer without validation (it is kept in
-# checkpoints/cmsc_compact_phase3/, the shipped model's curve).
+# checkpoints/cmsc_compact_phase3/, phase 3 of the shipped model's curve).
 LOG_FILES = ("training_log.csv", "sidecar_log.csv")
 
 

@@ -71,7 +71,7 @@ def default_precision(model):
     """The precision ``Upscaler`` and ``cmsc-upscale`` run ``model`` at when none is given.
 
     ``dynamic_int8`` for a preset that ships a dynamic-int8 ``.tflite``
-    (``cmsc_compact``, ``cmsc_full``: about 3.5 times the float32 speed on a
+    (``cmsc_compact``, ``cmsc_full``: about 3 to 3.5 times the float32 speed on a
     CPU, Set5 within 0.02 dB; docs/deployment.md); ``float32`` for anything
     else (a path or a Keras model keeps its own precision; a ``.tflite`` runs
     as it was converted).

@@ -26,12 +26,12 @@ import pathlib
 # precision "float32"); "keras": the Keras model of CMSC.from_preset; "tflite":
 # the converted float16 network; "tflite_dynamic_int8": the network with int8
 # weights run by LiteRT, what Upscaler and cmsc-upscale run by default
-# (docs/deployment.md: about 3.5 times the float32 speed, Set5 within 0.02 dB).
+# (docs/deployment.md: about 3 to 3.5 times the float32 speed, Set5 within 0.02 dB).
 PRESETS = {
     "cmsc_compact": {
         "description": "Compact CMSC (2 stages of 2 modules, 32 features) trained on the 291 images "
                        "(docs/results.md); the default model. Also .keras and float16 .tflite.",
-        "saved_model": "cmsc_compact/1",
+        "saved_model": "cmsc_compact/2",
         "keras": "cmsc_compact.keras",
         "tflite": "cmsc_compact_float16.tflite",
         "tflite_dynamic_int8": "cmsc_compact_dynamic_int8.tflite",

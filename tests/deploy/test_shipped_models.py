@@ -90,11 +90,13 @@ def full_psnr(benchmark_dir):
     return set5_psnr(FULL, benchmark_dir)
 
 
-def test_full_cmsc_beats_the_compact_one_on_set5_at_x3_and_x4(full_psnr, compact_psnr):
-    # The compact model, trained four CPU hours, is ahead at x2 (docs/results.md);
-    # the full model's 14 times larger network keeps the harder scales.
+def test_full_and_compact_cmsc_on_set5_are_level_at_x3_and_x4_and_compact_leads_at_x2(full_psnr, compact_psnr):
+    # docs/results.md: after its phase 4 (5.6 CPU hours) the compact model is
+    # ahead at x2 (+0.18 dB) and within 0.03 dB of the 14 times larger full
+    # one at x3 and x4, which was ahead there (+0.10 / +0.13 dB) after phase 3.
+    assert compact_psnr[2] > full_psnr[2] + 0.1, (full_psnr, compact_psnr)
     for scale in (3, 4):
-        assert full_psnr[scale] > compact_psnr[scale] + 0.05, (scale, full_psnr, compact_psnr)
+        assert abs(full_psnr[scale] - compact_psnr[scale]) < 0.05, (scale, full_psnr, compact_psnr)
 
 
 def test_full_cmsc_beats_srcnn_on_set5_at_every_scale(full_psnr):
