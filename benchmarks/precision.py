@@ -38,9 +38,11 @@ and the default only). The ``Upscaler`` column: the whole
 After each table, the bound: the model's convolutions alone (every
 elementwise operation between them dropped: leaky ReLU, the merge-and-run
 additions, the averages), timed as LiteRT dynamic int8 and, with torch, as
-PyTorch bfloat16 in the same rounds. Their ratio is the most any int8
-rewrite of this network's graph can gain over PyTorch's bfloat16 on this
-CPU; the default's time over the int8 bound is its elementwise share. Ends
+PyTorch bfloat16 in the same rounds. Their ratio is what int8 gains over
+bfloat16 convolution for convolution on this CPU; the PyTorch bfloat16 row
+over the int8 bound is the most that removing every operation between the
+int8 convolutions could reach; the default's time over the int8 bound is
+its elementwise share. Ends
 with one bare 3x3 64 -> 64 convolution in float32 and bfloat16: what the
 hardware gives without Keras.
 """
