@@ -77,8 +77,7 @@ def main():
     if args.precision:
         options += ["--precision", args.precision]
     # After argument parsing: these import TensorFlow.
-    from cmsc_tf.deploy.cli import DEFAULT_TILE
-    from cmsc_tf.deploy.tiling import tile_windows
+    from cmsc_tf.deploy.tiling import DEFAULT_TILE, tile_windows
     from cmsc_tf.deploy.upscaler import Upscaler
     from cmsc_tf.models.presets import DEFAULT_PRESET
 

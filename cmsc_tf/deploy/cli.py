@@ -44,12 +44,10 @@ from absl.flags import argparse_flags
 # and --help or a usage error answered, before TensorFlow loads (run()).
 from cmsc_tf import _quiet
 from cmsc_tf.deploy import scales
+from cmsc_tf.deploy.tiling import DEFAULT_TILE  # NumPy only
 from cmsc_tf.io import atomic, images
 from cmsc_tf.models import presets
 
-# Tiles of 512 output pixels keep CMSC's activations (hundreds of bytes per
-# pixel) to a few hundred MB whatever the image; tiling is exact (halo).
-DEFAULT_TILE = 512
 # loader.PRECISIONS' names, spelled out so that --help needs no TensorFlow (a test keeps them equal).
 PRECISIONS = ("float32", "bfloat16", "float16", "dynamic_int8")
 PROGRAM = "cmsc-upscale"
@@ -103,7 +101,7 @@ def build_parser():
     parser.add_argument(
         "--precision", default=None, choices=PRECISIONS,
         help="default: dynamic_int8 for the presets cmsc_compact and cmsc_full (their int8 LiteRT file, "
-             "about 3.5x faster on a CPU), float32 for other models; float32: the float32 network",
+             "about 3x faster on a CPU), float32 for other models; float32: the float32 network",
     )
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's C++ log lines (start-up notices, CUDA messages), hidden by default")

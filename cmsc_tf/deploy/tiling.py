@@ -13,7 +13,7 @@ signature or a TFLite interpreter wrapped to take and return arrays.
 import numpy as np
 
 # The default tile side, in output pixels, of Upscaler (tile="auto") and
-# cmsc-upscale (--tile; cmsc_tf.deploy.cli.DEFAULT_TILE is the same number).
+# cmsc-upscale (--tile).
 # Crops of (512 + 2 x halo)^2 keep the LiteRT int8 network's buffers to about
 # 1 GB (compact CMSC) or 4 GB (full CMSC), and run faster than one untiled pass
 # on a large image (docs/deployment.md, benchmarks/upscale_memory.py).
