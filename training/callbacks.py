@@ -116,6 +116,24 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class CosineLearningRate(keras.callbacks.Callback):
+    """Sets the rate before every step to `config.cosine_learning_rate` of the fraction of the
+    run spent: of its time budget when it has one (the clock that stops it), else of its steps."""
+
+    def __init__(self, config, progress, steps_per_epoch):
+        super().__init__()
+        self.config, self.progress = config, progress
+        self.total_steps = config.epochs * steps_per_epoch
+
+    def fraction_done(self):
+        if self.config.time_budget_s:
+            return self.progress.seconds / self.config.time_budget_s
+        return self.progress.step / self.total_steps
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate = self.config.cosine_learning_rate(self.fraction_done())
+
+
 class Reporter(keras.callbacks.Callback):
     """A callback that acts at the run's report points: every epoch end, and every
     `every_steps` global steps within an epoch (0: epoch ends only), while the loss is finite.

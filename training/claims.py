@@ -5,6 +5,7 @@ Usage (from the repository root; rerunning resumes unfinished arms):
     CMSC_DATA_DIR=../shared/datasets python -m training.claims --study=fig5
     CMSC_DATA_DIR=../shared/datasets python -m training.claims --study=cascade
     CMSC_DATA_DIR=../shared/datasets python -m training.claims --study=clipping
+    CMSC_DATA_DIR=../shared/datasets python -m training.claims --study=recipe
 
 - `fig5` (the paper's Fig. 5): basic nets of 4 stacked modules, multi-scale
   cross (MSC_L3R5, MSC_L3R7) against merge-and-run (MR_L3R3, MR_L5R5), and a
@@ -17,6 +18,11 @@ Usage (from the repository root; rerunning resumes unfinished arms):
   lr 0.1) under four readings of its gradient clipping: each element to
   +-0.4, the global norm to 0.4, VDSR's adjustable +-0.4/lr, and each element
   to +-0.4 with the loss averaged over the pixels (docs/training.md).
+- `recipe` (issue 22): the compact CMSC's training recipe against one change
+  at a time (L1 loss, 64x64 and 96x96 crops at the same pixels per step,
+  cosine decay, bfloat16 mixed precision, batch 16), each arm from the same
+  initial weights for the same CPU seconds, validated on SunHays80 crops
+  (training/recipe.flags; docs/results.md). Curves against CPU seconds.
 
 Every arm is one `training.main` run with the study's flag files (same data,
 seed, steps), in `<runs_dir>/<study>/<arm>/`. An arm that stops on a NaN
@@ -47,6 +53,7 @@ flags.DEFINE_bool("plot_only", False, "Train nothing: summarise and plot the run
 flags.DEFINE_string("plot", "", "PNG to write (default docs/claims_<study>.png).")
 
 LOSS_LABEL = "training loss (summed over a patch)"
+X_LABELS = {"step": "training step", "seconds": "training seconds (the run's budget clock)"}
 
 
 def main(argv):
@@ -82,21 +89,21 @@ def main(argv):
         if metric == "loss":
             panels.append((metric, {arm.label: summed_loss_curve(runs_dir / arm.label) for arm in present}, True))
         else:
-            panels.append((metric, {arm.label: _curve(training_curves, runs_dir / arm.label, metric)
+            panels.append((metric, {arm.label: _curve(training_curves, runs_dir / arm.label, metric, study.x)
                                     for arm in present}, False))
     out = FLAGS.plot or f"docs/claims_{FLAGS.study}.png"
     val_set = training_curves.run_val_set(runs_dir / present[0].label)
     training_curves.plot_panels(panels, out, title=f"{FLAGS.study}: {study.title}", val_set=val_set,
-                                y_labels={"loss": LOSS_LABEL})
+                                y_labels={"loss": LOSS_LABEL}, x_label=X_LABELS.get(study.x, study.x))
     print(markdown_table(summary_rows(present, runs_dir)))
     for label, why in failed.items():
         print(f"{label}: {why}")
     print(f"wrote {out}")
 
 
-def _curve(training_curves, model_dir, metric):
+def _curve(training_curves, model_dir, metric, x="step"):
     try:
-        return training_curves.read_curve(model_dir, metric)
+        return training_curves.read_curve(model_dir, metric, x)
     except ValueError:  # an arm that diverged before its first validation
         return []
 

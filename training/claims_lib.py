@@ -17,11 +17,14 @@ import sys
 # training.main flags of the arm (without dashes).
 Arm = collections.namedtuple("Arm", "label variant overrides flags", defaults=((),))
 # flagfiles: training.main --flagfile of every arm, in order (later ones override);
-# metrics: the columns of training_log.csv plotted, one panel each; title: the figure's.
-Study = collections.namedtuple("Study", "flagfiles arms metrics title", defaults=("equal budgets",))
+# metrics: the columns of training_log.csv plotted, one panel each; title: the figure's;
+# x: the log column the curves are drawn against ("step", or "seconds" for equal-time arms).
+Study = collections.namedtuple("Study", "flagfiles arms metrics title x",
+                               defaults=("equal budgets", "step"))
 
 _FEATURES = "num_features=16,reconstruction_initializer=zeros"
 _CLIPPING = ("clip_threshold=0.4",)
+_COMPACT = "num_features=32,num_stages=2,num_modules=2,reconstruction_initializer=zeros"
 STUDIES = {
     # The paper's Fig. 5: multi-scale cross against merge-and-run and a plain stack.
     "fig5": Study(("training/claims.flags",), [
@@ -49,6 +52,19 @@ STUDIES = {
         Arm("adjustable", "cmsc", "", ("clip=adjustable", *_CLIPPING)),
     ], ("loss", "val_psnr_x2", "val_psnr_x3", "val_psnr_x4"),
         "the paper's recipe under four readings of its clipping (diverged arms stopped)"),
+    # Issue 22: the recipe that buys the compact CMSC the most SunHays80 dB per CPU
+    # second; each arm changes one thing of the baseline (training/recipe.flags).
+    # The crop arms keep the pixels per step (41^2 x 32 ~ 64^2 x 13 ~ 96^2 x 6).
+    "recipe": Study(("training/recipe.flags",), [
+        Arm("baseline", "cmsc", _COMPACT),
+        Arm("l1", "cmsc", _COMPACT, ("loss_norm=l1",)),
+        Arm("crop64", "cmsc", _COMPACT, ("patch_size=64", "batch_size=13")),
+        Arm("cosine", "cmsc", _COMPACT, ("lr_schedule=cosine", "decay_at_budget_fraction=0")),
+        Arm("bf16", "cmsc", _COMPACT, ("precision=mixed_bfloat16",)),
+        Arm("batch16", "cmsc", _COMPACT, ("batch_size=16",)),
+        Arm("crop96", "cmsc", _COMPACT, ("patch_size=96", "batch_size=6")),
+    ], ("val_psnr_x2", "val_psnr_x3", "val_psnr_x4"),
+        "the compact CMSC's recipe, one change an arm, equal CPU seconds", "seconds"),
 }
 
 

@@ -13,6 +13,11 @@ from training.data.source import MODES, PATCH_SIZE
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LOSS_PIXEL_REDUCTIONS = ("sum", "mean")
+LOSS_NORMS = ("l2", "l1")
+LR_SCHEDULES = ("step", "cosine")
+# What the time budget counts: wall-clock seconds, or the process's CPU seconds
+# (all its threads), which arms sharing a busy machine spend equally.
+BUDGET_CLOCKS = ("wall", "cpu")
 
 
 @dataclasses.dataclass
@@ -29,6 +34,7 @@ class TrainConfig:
     val_set: str = "set5"
     val_scales: tuple = (2, 3, 4)
     val_max_images: int = 0
+    val_crop_size: int = 0
     pipeline: str = "paper"
     scales: tuple = (2, 3, 4)
     patch_size: int = PATCH_SIZE
@@ -41,6 +47,7 @@ class TrainConfig:
     learning_rate: float = 0.1
     lr_decay_epochs: tuple = (10, 20, 30, 40)
     lr_decay_factor: float = 0.1
+    lr_schedule: str = "step"
     momentum: float = 0.9
     weight_decay: float = 1e-4
     clip: str = "global_norm"  # the reading of Sec. IV-B that trains (docs/training.md)
@@ -48,10 +55,13 @@ class TrainConfig:
     # Eq. 8 sums the squared error over a patch's pixels ("sum"); "mean" divides
     # it by the patch area, which shrinks the gradients 1681-fold at 41x41.
     loss_pixel_reduction: str = "sum"
+    # Eq. 8's squared error ("l2"), or the absolute error in its place ("l1").
+    loss_norm: str = "l2"
     scale_loss_weights: dict = dataclasses.field(default_factory=dict)
     epochs: int = 50
     time_budget_s: float = 0.0
     decay_at_budget_fraction: float = 0.0
+    budget_clock: str = "wall"
     # Where and how.
     model_dir: str = "runs/cmsc"
     export_dir: str = "savedmodels/cmsc"
@@ -82,6 +92,14 @@ class TrainConfig:
             (self.pipeline in MODES, f"pipeline must be one of {MODES}"),
             (self.loss_pixel_reduction in LOSS_PIXEL_REDUCTIONS,
              f"loss_pixel_reduction must be one of {LOSS_PIXEL_REDUCTIONS}"),
+            (self.loss_norm in LOSS_NORMS, f"loss_norm must be one of {LOSS_NORMS}"),
+            (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {LR_SCHEDULES}"),
+            (self.budget_clock in BUDGET_CLOCKS, f"budget_clock must be one of {BUDGET_CLOCKS}"),
+            (self.lr_schedule != "cosine" or not (self.lr_decay_epochs or self.decay_at_budget_fraction),
+             "lr_schedule=cosine decays the rate by itself: leave lr_decay_epochs and "
+             "decay_at_budget_fraction empty"),
+            (self.val_crop_size == 0 or self.val_crop_size >= 32,
+             "val_crop_size must be 0 (whole images) or at least 32"),
             *((getattr(self, name) >= 1, f"{name} must be >= 1") for name in positive),
             (self.steps_per_epoch >= 0, "steps_per_epoch must be >= 0 (0: one pass over the paper pairs)"),
             (self.steps_per_epoch > 0 or self.pipeline == "paper",
@@ -126,12 +144,18 @@ class TrainConfig:
                 raise ValueError(message)
 
     def learning_rate_at(self, epoch, steps_per_epoch, budget_decay_step=None):
-        """The rate of epoch `epoch` (0-based): decayed at each of `lr_decay_epochs` passed, and
-        once more in the epochs that start at or after `budget_decay_step` (a global step,
-        where the time budget decayed it)."""
+        """The step schedule's rate of epoch `epoch` (0-based): decayed at each of `lr_decay_epochs`
+        passed, and once more in the epochs that start at or after `budget_decay_step` (a global
+        step, where the time budget decayed it)."""
         decays = sum(1 for boundary in self.lr_decay_epochs if epoch >= boundary)
         decays += int(budget_decay_step is not None and epoch * steps_per_epoch >= budget_decay_step)
         return float(self.learning_rate * self.lr_decay_factor ** decays)
+
+    def cosine_learning_rate(self, fraction_done):
+        """The cosine schedule's rate once `fraction_done` of the run (its time budget if it has
+        one, else its epochs) is spent: half a cosine from learning_rate down to 0."""
+        fraction = min(max(float(fraction_done), 0.0), 1.0)
+        return float(self.learning_rate * 0.5 * (1.0 + math.cos(math.pi * fraction)))
 
 
 def _finite_positive(value):

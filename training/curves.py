@@ -46,8 +46,9 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
-def read_curve(model_dir, metric):
-    """[(step, value)] of `metric` after each epoch (or scored checkpoint) of the run in `model_dir`.
+def read_curve(model_dir, metric, x="step"):
+    """[(step, value)] of `metric` after each epoch (or scored checkpoint) of the run in `model_dir`;
+    `x` names another column of the log to pair the values with instead (e.g. "seconds").
 
     The metric is read from the run's `training_log.csv`, or, where that has
     no such column, from its `sidecar_log.csv`. The step is the log's `step`
@@ -66,6 +67,8 @@ def read_curve(model_dir, metric):
         raise ValueError(f"{model_dir}: no column {metric!r} in {', '.join(logs)}; columns: {', '.join(columns)}")
     _, rows = found[0]
     rows = [row for row in rows if row.get(metric)]  # a cell is empty where an epoch lacked the column
+    if x != "step":
+        return [(float(row[x]), float(row[metric])) for row in rows]
     if all(row.get("step") for row in rows):
         return [(int(row["step"]), float(row[metric])) for row in rows]
     # The earlier tf.data trainer logged no step: its state.json holds the resolved
@@ -81,7 +84,7 @@ def read_curve(model_dir, metric):
 
 # Display names of validation sets (config.json's val_set) for axis labels.
 SET_NAMES = {"set5": "Set5", "set14": "Set14", "bsd100": "BSD100", "urban100": "Urban100",
-             "skimage": "skimage test photos", "skimage_test": "skimage test photos"}
+             "sunhays80": "SunHays80 crops", "skimage": "skimage test photos", "skimage_test": "skimage test photos"}
 
 
 def run_val_set(model_dir):
@@ -126,7 +129,7 @@ def plot(curves, metric, out, title="", log_y=False, val_set=None):
     return plot_panels([(metric, curves, log_y)], out, title, val_set)[0]
 
 
-def plot_panels(panels, out, title="", val_set=None, y_labels=None):
+def plot_panels(panels, out, title="", val_set=None, y_labels=None, x_label="training step"):
     """Writes one PNG with a panel per (metric, {label: [(step, value)]}, log_y) of `panels`, side by side.
 
     `y_labels` ({metric: label}) replaces the derived label of a metric.
@@ -142,7 +145,7 @@ def plot_panels(panels, out, title="", val_set=None, y_labels=None):
     for axes, (metric, curves, log_y) in zip(all_axes[0], panels):
         for label, points in curves.items():
             axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-        axes.set_xlabel("training step")
+        axes.set_xlabel(x_label)
         custom = (y_labels or {}).get(metric) if isinstance(metric, str) else None
         axes.set_ylabel(custom or axis_label(metric, val_set))
         if log_y:

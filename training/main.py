@@ -43,6 +43,8 @@ flags.DEFINE_list("train_sets", _list(_D.train_sets), "Training image sets, conc
 flags.DEFINE_string("val_set", _D.val_set, "Validation set of the per-epoch PSNR ('' for none).")
 flags.DEFINE_list("val_scales", _list(_D.val_scales), "Scales of the validation PSNR.")
 flags.DEFINE_integer("val_max_images", _D.val_max_images, "Validate on the first N images only (0: all).")
+flags.DEFINE_integer("val_crop_size", _D.val_crop_size, "Validate on the centre crop of at most NxN "
+                     "pixels of each HR image (0: whole images), to size validation to the budget.")
 flags.DEFINE_enum("pipeline", _D.pipeline, ["paper", "random_crop"],
                   "paper: every 41x41 grid pair of the 24 variants per pass, globally shuffled; "
                   "random_crop: pairs drawn at random positions.")
@@ -60,6 +62,9 @@ flags.DEFINE_float("learning_rate", _D.learning_rate, "Initial learning rate.")
 flags.DEFINE_list("lr_decay_epochs", _list(_D.lr_decay_epochs),
                   "Epochs (0-based) from which the rate is multiplied by lr_decay_factor once more.")
 flags.DEFINE_float("lr_decay_factor", _D.lr_decay_factor, "See lr_decay_epochs.")
+flags.DEFINE_enum("lr_schedule", _D.lr_schedule, ["step", "cosine"],
+                  "step: lr_decay_epochs and decay_at_budget_fraction; cosine: half a cosine from "
+                  "learning_rate to 0 over the time budget (else over the epochs), set every step.")
 flags.DEFINE_float("momentum", _D.momentum, "SGD momentum.")
 flags.DEFINE_float("weight_decay", _D.weight_decay, "Decoupled weight decay (0: none).")
 flags.DEFINE_enum("clip", _D.clip, list(optimizers.CLIPPING),
@@ -68,6 +73,8 @@ flags.DEFINE_enum("clip", _D.clip, list(optimizers.CLIPPING),
 flags.DEFINE_float("clip_threshold", _D.clip_threshold, "t of --clip.")
 flags.DEFINE_enum("loss_pixel_reduction", _D.loss_pixel_reduction, ["sum", "mean"],
                   "Eq. 8's squared error summed over a pair's pixels, or averaged.")
+flags.DEFINE_enum("loss_norm", _D.loss_norm, ["l2", "l1"],
+                  "Eq. 8's (half) squared error, or the absolute error in its place.")
 flags.DEFINE_list("scale_loss_weights", [], "scale=weight for every training scale: each pair's "
                   "term of Eq. 8 is multiplied by its scale's weight (empty: the paper's loss).")
 flags.DEFINE_integer("epochs", _D.epochs, "Epochs.")
@@ -76,6 +83,9 @@ flags.DEFINE_float("time_budget_s", _D.time_budget_s, "Stop at the epoch end aft
                    "a rerun resumes.")
 flags.DEFINE_float("decay_at_budget_fraction", _D.decay_at_budget_fraction, "Also decay the rate "
                    "from the epoch after this fraction of the time budget is spent (0: never).")
+flags.DEFINE_enum("budget_clock", _D.budget_clock, ["wall", "cpu"],
+                  "What time_budget_s and the logs' seconds count: wall-clock seconds, or the "
+                  "process's CPU seconds (all threads; fair between runs sharing a busy machine).")
 # Where and how.
 flags.DEFINE_string("model_dir", _D.model_dir, "Checkpoints, logs, TensorBoard, resolved flags.")
 flags.DEFINE_string("export_dir", _D.export_dir, "Final model: <export_dir>.keras, and with "
@@ -108,13 +118,15 @@ def config_from_flags():
         synchronized_bn=FLAGS.synchronized_bn, data_dir=FLAGS.data_dir or "",
         train_sets=tuple(FLAGS.train_sets), val_set=FLAGS.val_set,
         val_scales=int_list("val_scales", FLAGS.val_scales), val_max_images=FLAGS.val_max_images,
+        val_crop_size=FLAGS.val_crop_size,
         pipeline=FLAGS.pipeline, scales=int_list("scales", FLAGS.scales), patch_size=FLAGS.patch_size,
         augment=FLAGS.augment, batch_size=FLAGS.batch_size, steps_per_epoch=FLAGS.steps_per_epoch,
         seed=FLAGS.seed, optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
         lr_decay_epochs=int_list("lr_decay_epochs", FLAGS.lr_decay_epochs),
         lr_decay_factor=FLAGS.lr_decay_factor, momentum=FLAGS.momentum,
         weight_decay=FLAGS.weight_decay, clip=FLAGS.clip, clip_threshold=FLAGS.clip_threshold,
-        loss_pixel_reduction=FLAGS.loss_pixel_reduction,
+        loss_pixel_reduction=FLAGS.loss_pixel_reduction, loss_norm=FLAGS.loss_norm,
+        lr_schedule=FLAGS.lr_schedule, budget_clock=FLAGS.budget_clock,
         scale_loss_weights=scale_weights("scale_loss_weights", FLAGS.scale_loss_weights),
         epochs=FLAGS.epochs, time_budget_s=FLAGS.time_budget_s,
         decay_at_budget_fraction=FLAGS.decay_at_budget_fraction, model_dir=FLAGS.model_dir,

@@ -48,7 +48,16 @@ def load_validation_images(config):
     if not config.val_set:
         return []
     images = image_sets.read_luminance_set(config.val_set, config.data_dir or None)
-    return images[:config.val_max_images] if config.val_max_images else images
+    images = images[:config.val_max_images] if config.val_max_images else images
+    return [(name, centre_crop(y, config.val_crop_size)) for name, y in images]
+
+
+def centre_crop(image, size):
+    """The centre `size` x `size` window of `image` (each side at most the image's; 0: all of it)."""
+    if not size:
+        return image
+    top, left = max(0, (image.shape[0] - size) // 2), max(0, (image.shape[1] - size) // 2)
+    return image[top:top + size, left:left + size]
 
 
 def build_and_compile(config, replicas=1):
@@ -57,7 +66,7 @@ def build_and_compile(config, replicas=1):
     if config.synchronized_bn and keras.backend.backend() == "tensorflow":
         overrides["sync_batch_norm"] = True  # (keras.distribution on JAX computes global statistics)
     model = cmsc_tf.build_model(config.variant, **overrides)
-    loss = cmsc_tf.cascade_loss(model, pixel_reduction=config.loss_pixel_reduction)
+    loss = cmsc_tf.cascade_loss(model, pixel_reduction=config.loss_pixel_reduction, norm=config.loss_norm)
     optimizer = optimizers.make_optimizer(
         config.optimizer, config.learning_rate, momentum=config.momentum,
         weight_decay=config.weight_decay, clip=config.clip, clip_threshold=config.clip_threshold,
@@ -72,10 +81,7 @@ def image_summary_crops(images, scale, count, size=96):
     crops = []
     for name, y_uint8 in images[:count]:
         y = protocol.hr_luminance(y_uint8, scale)
-        x = degrade(y, scale)
-        top, left = max(0, (y.shape[0] - size) // 2), max(0, (y.shape[1] - size) // 2)
-        window = (slice(top, top + size), slice(left, left + size))
-        crops.append((f"x{scale}/{name}", x[window], y[window]))
+        crops.append((f"x{scale}/{name}", centre_crop(degrade(y, scale), size), centre_crop(y, size)))
     return crops
 
 
@@ -102,6 +108,7 @@ def make_callbacks(config, run, source, val_images, clock):
     nan_guard = cb.StopOnNaN(progress)
     callbacks = [
         cb.StepCounter(progress, run.steps_per_epoch, run.start_step),
+        cb.CosineLearningRate(config, progress, run.steps_per_epoch) if config.lr_schedule == "cosine" else
         keras.callbacks.LearningRateScheduler(
             lambda epoch, _: config.learning_rate_at(epoch, run.steps_per_epoch, progress.budget_decay_step)),
     ]
@@ -173,13 +180,19 @@ def _nan_error(model_dir, step):
 # The run.
 
 
-def run(config, flags_text=None, clock=time.monotonic):
+# config.budget_clock -> the clock of the time budget and the logs' seconds.
+CLOCKS = {"wall": time.monotonic, "cpu": time.process_time}
+
+
+def run(config, flags_text=None, clock=None):
     """Trains (or resumes) according to `config`; returns (summary dict, trained model).
 
     `flags_text`, if given, is written to `<model_dir>/flags.txt` (the resolved
-    command line, reusable with --flagfile). `clock` measures the time budget.
+    command line, reusable with --flagfile). `clock` measures the time budget
+    (default: the one config.budget_clock names).
     """
     config.validate()
+    clock = clock or CLOCKS[config.budget_clock]
     # The dtype policy is process-global in Keras: set it for this run only.
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(config.precision)

@@ -33,6 +33,10 @@ FOLDER_SETS = {
     "set14": "benchmark/Set14",
     "bsd100": "benchmark/BSD100",
     "urban100": "benchmark/Urban100",
+    # Scene photographs in neither the training nor the benchmark sets: the
+    # set that training runs validate on and choose settings by (JPEG, so
+    # its numbers compare runs, not papers).
+    "sunhays80": "validation/SunHays80",
 }
 
 # Photographs of skimage.data with a fixed split. Textures (brick, grass,
@@ -57,6 +61,8 @@ laid out like this and pass it with --data_dir or the CMSC_DATA_DIR variable:
   <root>/benchmark/Set14/  Set14 (Zeyde et al. 2010)
   <root>/benchmark/BSD100/ the 100 BSD300 test images
   <root>/benchmark/Urban100/ Urban100 (Huang et al. 2015), optional
+  <root>/validation/SunHays80/ 80 scene photographs of Sun and Hays 2012 (JPEG),
+                           for validation while training
 
 The sets are distributed with public super-resolution code, e.g. the SelfExSR
 benchmark (https://github.com/jbhuang0604/SelfExSR) and the VDSR / LapSRN

@@ -14,7 +14,8 @@ any community dataset)::
 
 * ``sr_folder/<set>``, one config per folder set of
   :data:`cmsc_tf.io.image_sets.FOLDER_SETS` (``t91``, ``bsd200`` as split
-  ``train``; ``set5``, ``set14``, ``bsd100``, ``urban100`` as split ``test``).
+  ``train``; ``set5``, ``set14``, ``bsd100``, ``urban100`` as split ``test``;
+  ``sunhays80`` as split ``validation``).
   Nothing is downloaded: the manual dir is the datasets folder, laid out like
   the shared ``datasets/`` (:data:`~cmsc_tf.io.image_sets.LAYOUT_HELP`). It is
   TFDS's default ``<data_dir>/downloads/manual/`` unless ``manual_dir=`` says
@@ -145,12 +146,16 @@ class SrFolderConfig(tfds.core.BuilderConfig):
     split: str = "train"
 
 
+# The datasets folder's top-level folder -> the TFDS split of its sets.
+_SPLITS = {"train": "train", "validation": "validation", "benchmark": "test"}
+
+
 class SrFolder(_LocalBuilder):
     """``sr_folder/<set>``: the folder sets of :data:`image_sets.FOLDER_SETS`; the manual dir is the datasets folder."""
 
     DESCRIPTION = "HR images of one super-resolution set, read from a local folder (the manual dir)."
     BUILDER_CONFIGS = [
-        SrFolderConfig(name=name, subdir=subdir, split="train" if subdir.startswith("train/") else "test",
+        SrFolderConfig(name=name, subdir=subdir, split=_SPLITS.get(subdir.split("/")[0], "test"),
                        version=tfds.core.Version("1.0.0"), description=f"<manual_dir>/{subdir}")
         for name, subdir in image_sets.FOLDER_SETS.items()
     ]

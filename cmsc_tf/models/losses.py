@@ -5,11 +5,15 @@
 
 Keras expresses it as one half-squared-error loss per output with loss
 weights `(1 - alpha)/S` for each stage and `alpha` for the final output.
+`norm="l1"` puts the absolute error `|y - yhat|` (summed like the squared
+norm) in place of the half squared error, with the same weights: not the
+paper's loss, a recipe arm (docs/training.md).
 """
 
 import keras
 
 PIXEL_REDUCTIONS = ("sum", "mean")
+NORMS = ("l2", "l1")
 
 
 @keras.saving.register_keras_serializable(package="cmsc_tf")
@@ -34,10 +38,13 @@ class HalfSquaredError(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_pred = keras.ops.convert_to_tensor(y_pred)
         y_true = keras.ops.cast(y_true, y_pred.dtype)
-        squared = keras.ops.square(y_pred - y_true)
-        axes = tuple(range(1, len(squared.shape)))
+        per_pixel = self.pixel_error(y_pred - y_true)
+        axes = tuple(range(1, len(per_pixel.shape)))
         reduce = keras.ops.sum if self.pixel_reduction == "sum" else keras.ops.mean
-        return 0.5 * reduce(squared, axis=axes)
+        return reduce(per_pixel, axis=axes)
+
+    def pixel_error(self, difference):
+        return 0.5 * keras.ops.square(difference)
 
     def get_config(self):
         config = super().get_config()
@@ -45,18 +52,31 @@ class HalfSquaredError(keras.losses.Loss):
         return config
 
 
+@keras.saving.register_keras_serializable(package="cmsc_tf")
+class AbsoluteError(HalfSquaredError):
+    """`||y_true - y_pred||_1` per sample (summed, or averaged, over its pixels), averaged over
+    the batch: the L1 counterpart of :class:`HalfSquaredError`."""
+
+    def __init__(self, pixel_reduction="sum", name="absolute_error", **kwargs):
+        super().__init__(pixel_reduction=pixel_reduction, name=name, **kwargs)
+
+    def pixel_error(self, difference):
+        return keras.ops.abs(difference)
+
+
 def cascade_alpha(num_stages):
     """The paper's default weight of the final output, `2 / (S + 2)`."""
     return 2.0 / (num_stages + 2)
 
 
-def cascade_loss(model_or_num_stages, alpha=None, pixel_reduction="sum"):
+def cascade_loss(model_or_num_stages, alpha=None, pixel_reduction="sum", norm="l2"):
     """`model.compile` keyword arguments for the loss of Eq. 8.
 
     Use: `model.compile(optimizer, **cascade_loss(model))`. Accepts a CMSC
     model (its `num_stages` and `cascaded_supervision` decide the outputs)
     or a number of stages (taken as a cascaded, S+1-output model). A
-    single-output model gets the plain (half) squared error.
+    single-output model gets the plain (half) squared error. `norm="l1"`:
+    the absolute error in place of the half squared error.
     """
     if isinstance(model_or_num_stages, int):
         num_stages, cascaded = model_or_num_stages, True
@@ -65,7 +85,9 @@ def cascade_loss(model_or_num_stages, alpha=None, pixel_reduction="sum"):
         cascaded = model_or_num_stages.cascaded_supervision
     if num_stages < 1:
         raise ValueError(f"num_stages must be >= 1, got {num_stages}")
-    loss = HalfSquaredError(pixel_reduction)
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    loss = (HalfSquaredError if norm == "l2" else AbsoluteError)(pixel_reduction)
     if not cascaded:
         return {"loss": loss}
     alpha = cascade_alpha(num_stages) if alpha is None else float(alpha)

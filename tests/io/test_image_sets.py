@@ -20,7 +20,7 @@ def make_set5(root, arrays):
 
 def test_set_names_are_the_folder_sets_then_the_embedded_ones():
     assert image_sets.set_names() == ("t91", "bsd200", "set5", "set14", "bsd100", "urban100",
-                                      "skimage_train", "skimage_test")
+                                      "sunhays80", "skimage_train", "skimage_test")
     assert image_sets.FOLDER_SETS["t91"] == "train/T91" and image_sets.FOLDER_SETS["set5"] == "benchmark/Set5"
     assert not set(image_sets.TRAIN_PHOTOS) & set(image_sets.TEST_PHOTOS)
 
