@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import cmsc_tf
-from cmsc_tf.models.losses import HalfSquaredError
+from cmsc_tf.models.losses import AbsoluteError, HalfSquaredError
 
 
 def eq8(y, stage_preds, final_pred, alpha):
@@ -59,8 +59,29 @@ def test_mean_pixel_reduction_divides_by_area():
     assert float(HalfSquaredError("mean")(y, p)) == pytest.approx(0.5)
 
 
+def test_l1_norm_puts_the_absolute_error_in_eq8_with_the_same_weights():
+    """Eq. 8 by hand with |y - yhat| summed per patch in place of the halved squared norm."""
+    model = cmsc_tf.build_model("cmsc", num_features=4, num_modules=1, num_stages=2)
+    model.compile(optimizer="sgd", **cmsc_tf.cascade_loss(model, norm="l1"))
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=(3, 8, 6, 1)).astype("float32")
+    y = rng.uniform(size=(3, 8, 6, 1)).astype("float32")
+    preds = [np.asarray(p, np.float64) for p in model(x, training=False)]
+    l1 = [np.abs(y - p).sum(axis=(1, 2, 3)).mean() for p in preds]
+    alpha = 0.5  # 2 / (S + 2) with S = 2
+    expected = alpha * l1[-1] + (1 - alpha) / 2 * (l1[0] + l1[1])
+    assert float(model.compute_loss(x=x, y=y, y_pred=model(x, training=False))) == pytest.approx(expected, rel=1e-5)
+    # Hand values: one sample of 4 x 5 pixels each off by 0.5 (sum 10, mean 0.5).
+    assert float(AbsoluteError("sum")(np.full((1, 4, 5, 1), 0.5, "float32"), np.zeros((1, 4, 5, 1), "float32"))) \
+        == pytest.approx(10.0)
+    assert float(AbsoluteError("mean")(np.full((1, 4, 5, 1), 0.5, "float32"), np.zeros((1, 4, 5, 1), "float32"))) \
+        == pytest.approx(0.5)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="alpha"):
         cmsc_tf.cascade_loss(3, alpha=1.5)
     with pytest.raises(ValueError, match="pixel_reduction"):
         HalfSquaredError("max")
+    with pytest.raises(ValueError, match="norm must be one of"):
+        cmsc_tf.cascade_loss(3, norm="huber")

@@ -63,3 +63,41 @@ def test_driver_rejects_unknown_arms(tmp_path):
          f"--runs_dir={tmp_path}"],
         cwd=helpers.REPO_ROOT, env=helpers.python_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "unknown arms for fig5: NOPE" in result.stderr
+
+
+def _flagfile_values(path):
+    """{flag: value} of a flag file's lines (comments skipped; a bare --flag is "true")."""
+    lines = (line.strip() for line in (helpers.REPO_ROOT / path).read_text().splitlines())
+    return dict((line[2:] + "=true").split("=")[:2] for line in lines if line.startswith("--"))
+
+
+def test_recipe_arms_change_one_thing_keep_the_pixels_per_step_and_validate_off_the_test_sets():
+    study = claims_lib.STUDIES["recipe"]
+    base = _flagfile_values(study.flagfiles[0])
+    # The choice is made on images that are neither trained on nor reported.
+    assert base["val_set"] == "sunhays80" and base["train_sets"] == "t91,bsd200"
+    assert base["budget_clock"] == "cpu" and float(base["time_budget_s"]) > 0
+    assert study.x == "seconds"
+    pixels = int(base["patch_size"]) ** 2 * int(base["batch_size"])
+    arms = {arm.label: dict(flag.split("=", 1) for flag in arm.flags) for arm in study.arms}
+    assert {arm.variant for arm in study.arms} == {"cmsc"} and len({arm.overrides for arm in study.arms}) == 1
+    assert arms["baseline"] == {}
+    for label, changed in arms.items():
+        if label == "baseline":
+            continue
+        assert all(base.get(flag) != value for flag, value in changed.items()), label
+        if "patch_size" in changed:  # the crop arms: larger crops, the same pixels per step (within 5 %)
+            assert int(changed["patch_size"]) ** 2 * int(changed["batch_size"]) == pytest.approx(pixels, rel=0.05)
+        else:
+            assert len(changed) == 1 or label == "cosine", label  # cosine also switches the step decay off
+    assert arms["cosine"] == {"lr_schedule": "cosine", "decay_at_budget_fraction": "0"}
+
+
+def test_curves_can_be_read_against_the_logged_seconds(tmp_path):
+    from training import curves
+
+    (tmp_path / "config.json").write_text("{}")
+    curves.append_row(tmp_path / "training_log.csv", {"step": 125, "seconds": 150.5, "val_psnr_x2": 32.0})
+    curves.append_row(tmp_path / "training_log.csv", {"step": 250, "seconds": 301.0, "val_psnr_x2": 32.5})
+    assert curves.read_curve(tmp_path, "val_psnr_x2") == [(125, 32.0), (250, 32.5)]
+    assert curves.read_curve(tmp_path, "val_psnr_x2", x="seconds") == [(150.5, 32.0), (301.0, 32.5)]

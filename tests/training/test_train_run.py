@@ -245,6 +245,48 @@ def test_learning_rate_decays_at_the_listed_epochs_and_the_budget_epoch():
     assert config.learning_rate_at(5, 250, budget_decay_step=1200) == pytest.approx(0.01)
 
 
+def test_cosine_schedule_follows_the_time_budget_down_from_the_initial_rate(tmp_path):
+    """Every clock reading costs 1 s (4 s per epoch of 3 steps, as above); budget 14 s. The rate
+    of each step is set from the seconds spent before it: the log's rate at each epoch end is the
+    one of the epoch's last step, 0.5 (1 + cos(pi t / 14)) lr0 at t = 2, 6 and 10 s."""
+    config = tiny_config(tmp_path, epochs=20, time_budget_s=14, learning_rate=1e-3, lr_schedule="cosine")
+    summary, _ = train_lib.run(config, clock=FakeClock(1.0))
+    assert summary["step"] == 9
+    rates = [float(row["learning_rate"]) for row in csv.DictReader(open(tmp_path / "training_log.csv"))]
+    assert rates == pytest.approx([1e-3 * 0.5 * (1 + np.cos(np.pi * t / 14)) for t in (2, 6, 10)])
+    assert config.cosine_learning_rate(0) == 1e-3 and config.cosine_learning_rate(1) == 0.0
+    assert config.cosine_learning_rate(0.5) == pytest.approx(5e-4)
+    # Without a budget the fraction is of the run's steps.
+    config = tiny_config(tmp_path / "steps", epochs=2, learning_rate=1e-3, lr_schedule="cosine")
+    train_lib.run(config)
+    rates = [float(row["learning_rate"]) for row in csv.DictReader(open(tmp_path / "steps" / "training_log.csv"))]
+    assert rates == pytest.approx([1e-3 * 0.5 * (1 + np.cos(np.pi * s / 6)) for s in (2, 5)])
+
+
+def test_cpu_budget_clock_counts_the_process_cpu_seconds(tmp_path):
+    """A budget in CPU seconds stops as a wall budget would, by the process's CPU time."""
+    assert train_lib.CLOCKS["cpu"] is time.process_time and train_lib.CLOCKS["wall"] is time.monotonic
+    config = tiny_config(tmp_path, epochs=1000, time_budget_s=1e-6, budget_clock="cpu")
+    summary, _ = train_lib.run(config)
+    assert summary["stopped_by_budget"] and summary["step"] == config.steps_per_epoch
+
+
+def test_l1_loss_and_validation_crops_reach_the_run(tmp_path):
+    config = tiny_config(tmp_path, loss_norm="l1", val_set="skimage_test", val_crop_size=40,
+                         val_scales=(2,), val_max_images=2)
+    images = train_lib.load_validation_images(config)
+    full = dict(train_lib.image_sets.read_luminance_set("skimage_test"))
+    assert [y.shape for _, y in images] == [(40, 40), (40, 40)]
+    for name, y in images:  # the centre window of the whole image
+        top, left = (full[name].shape[0] - 40) // 2, (full[name].shape[1] - 40) // 2
+        np.testing.assert_array_equal(y, full[name][top:top + 40, left:left + 40])
+    model = train_lib.build_and_compile(config)
+    assert all(type(loss).__name__ == "AbsoluteError" for loss in model.loss)
+    small = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    np.testing.assert_array_equal(train_lib.centre_crop(small, 40), small)
+    np.testing.assert_array_equal(train_lib.centre_crop(small, 2), small[0:2, 1:3])
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"learning_rate": float("inf")}, "learning_rate must be a finite number > 0, got inf"),
     ({"pipeline": "random_crop", "steps_per_epoch": 0}, "random_crop pipeline needs steps_per_epoch"),
@@ -252,6 +294,10 @@ def test_learning_rate_decays_at_the_listed_epochs_and_the_budget_epoch():
     ({"scales": (2, 3), "scale_loss_weights": {2: 1.0}}, r"no weight for scale\(s\) \[3\]"),
     ({"clip": "elementwise"}, "clip must be one of"),
     ({"strategy": "parameter_server"}, "strategy must be one of"),
+    ({"loss_norm": "huber"}, "loss_norm must be one of"),
+    ({"budget_clock": "gpu"}, "budget_clock must be one of"),
+    ({"lr_schedule": "cosine", "lr_decay_epochs": (2,)}, "lr_schedule=cosine decays the rate by itself"),
+    ({"val_crop_size": 8}, "val_crop_size must be 0"),
     ({"train_sets": ("t91",), "data_dir": "/nonexistent/datasets"}, "/nonexistent/datasets"),
 ])
 def test_bad_settings_are_refused_before_any_training(tmp_path, changes, message):
