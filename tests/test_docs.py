@@ -28,6 +28,8 @@ CLI_SCRIPT = "cmsc-upscale"
 # Flags every absl program has (absl.app and absl.logging define them).
 # The module that gives every one of them its shared flags (--tf_log).
 ABSL_SHARED_FLAGS = REPO / "training" / "entry.py"
+# Settings dataclasses whose fields are flags (settings.define_flags), by class name -> source.
+SETTINGS_CLASSES = {"TrainConfig": REPO / "training" / "config.py"}
 ABSL_BUILTIN_FLAGS = {"flagfile", "help", "helpshort", "helpfull", "helpxml", "verbosity", "v",
                       "logtostderr", "alsologtostderr", "log_dir", "stderrthreshold",
                       "only_check_args", "undefok"}
@@ -84,6 +86,19 @@ def _absl_flags(source_file):
     for kind, name in re.findall(r"flags\.DEFINE_(\w+)\(\s*['\"](\w+)['\"]", text):
         names.add(name)
         if kind in ("bool", "boolean"):
+            names.add("no" + name)
+    # A script that defines one flag per field of a settings dataclass (training/settings.py).
+    for config_name in re.findall(r"settings\.define_flags\((\w+)", text):
+        names |= _settings_flags(SETTINGS_CLASSES[config_name])
+    return names
+
+
+def _settings_flags(source_file):
+    """The field names declared with ``setting(...)`` in ``source_file`` (and ``no<name>`` for bools)."""
+    names = set()
+    for name, kind in re.findall(r"^    (\w+): (\w+) = setting\(", source_file.read_text(), re.M):
+        names.add(name)
+        if kind == "bool":
             names.add("no" + name)
     return names
 

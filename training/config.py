@@ -1,8 +1,9 @@
 """A training run's settings: `TrainConfig`, whose defaults are the paper's recipe (cmsc.flags).
 
-The defaults are defined here once; `training/main.py` declares one flag per
-field with the field's default. The resolved settings are written to the
-run's config.json, and a resumed run says which of them changed.
+Each setting is declared here once (`training.settings.setting`: default,
+help, choices); training.main's flags, their parsing and the choice checks
+are derived from it. The resolved settings are written to the run's
+config.json, and a resumed run says which of them changed.
 """
 
 import dataclasses
@@ -10,6 +11,8 @@ import math
 
 from training import distribution, optimizers
 from training.data.source import MODES, PATCH_SIZE
+from training.flag_values import parse_overrides, scale_weights
+from training.settings import choice_errors, setting
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LOSS_PIXEL_REDUCTIONS = ("sum", "mean")
@@ -22,61 +25,92 @@ BUDGET_CLOCKS = ("wall", "cpu")
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything a run depends on (each field is the flag of the same name in training.main)."""
+    """Everything a run depends on; each field is the flag of the same name in training.main."""
 
     # Model.
-    variant: str = "cmsc"
-    model_overrides: dict = dataclasses.field(default_factory=dict)
-    synchronized_bn: bool = False
+    variant: str = setting("cmsc", "Model variant (cmsc_tf.VARIANTS).")
+    model_overrides: dict = setting(
+        {}, "Constructor overrides of the variant as key=value, e.g. "
+        "num_features=32,num_stages=2,reconstruction_initializer=zeros.",
+        parse=lambda name, items: parse_overrides(items))
+    synchronized_bn: bool = setting(False, "Batch-norm statistics over the global batch of all replicas "
+                                           "(tf.distribute; keras.distribution on JAX always does this).")
     # Data.
-    data_dir: str = ""
-    train_sets: tuple = ("t91", "bsd200")
-    val_set: str = "set5"
-    val_scales: tuple = (2, 3, 4)
-    val_max_images: int = 0
-    val_crop_size: int = 0
-    pipeline: str = "paper"
-    scales: tuple = (2, 3, 4)
-    patch_size: int = PATCH_SIZE
-    augment: bool = True
-    batch_size: int = 32
-    steps_per_epoch: int = 0
-    seed: int = 0
+    data_dir: str = setting("", "Datasets folder (layout of shared/datasets); default: $CMSC_DATA_DIR. "
+                                "Not needed for the skimage sets.")
+    train_sets: tuple = setting(("t91", "bsd200"), "Training image sets, concatenated.")
+    val_set: str = setting("set5", "Validation set of the PSNR at every report point ('' for none); "
+                                   "choose settings and checkpoints on sunhays80, not a benchmark set.")
+    val_scales: tuple = setting((2, 3, 4), "Scales of the validation PSNR.")
+    val_max_images: int = setting(0, "Validate on the first N images only (0: all).")
+    val_crop_size: int = setting(0, "Validate on the centre crop of at most NxN pixels of each HR image "
+                                    "(0: whole images), to size validation to the budget.")
+    pipeline: str = setting("paper", "paper: every 41x41 grid pair of the 24 variants per pass, globally "
+                                     "shuffled; random_crop: pairs drawn at random positions.", choices=MODES)
+    scales: tuple = setting((2, 3, 4), "Training scales, mixed (random_crop: a scale listed twice is drawn "
+                                       "twice as often).")
+    patch_size: int = setting(PATCH_SIZE, "HR/LR pair size.")
+    augment: bool = setting(True, "The paper's 24 variants (0.7/0.5 sizes, turns, flips).")
+    batch_size: int = setting(32, "Global batch size (split over replicas).")
+    steps_per_epoch: int = setting(0, "Steps per epoch (0: one pass over the paper pairs).")
+    seed: int = setting(0, "Seed of initialisation and of every data choice.")
     # Optimisation.
-    optimizer: str = "sgd"
-    learning_rate: float = 0.1
-    lr_decay_epochs: tuple = (10, 20, 30, 40)
-    lr_decay_factor: float = 0.1
-    lr_schedule: str = "step"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    clip: str = "global_norm"  # the reading of Sec. IV-B that trains (docs/training.md)
-    clip_threshold: float = 0.4
+    optimizer: str = setting("sgd", "Optimizer.", choices=optimizers.OPTIMIZERS)
+    learning_rate: float = setting(0.1, "Initial learning rate.")
+    lr_decay_epochs: tuple = setting((10, 20, 30, 40), "Epochs (0-based) from which the rate is multiplied "
+                                                       "by lr_decay_factor once more.")
+    lr_decay_factor: float = setting(0.1, "See lr_decay_epochs and decay_at_budget_fraction.")
+    lr_schedule: str = setting("step", "step: lr_decay_epochs and decay_at_budget_fraction; cosine: half a "
+                                       "cosine from learning_rate to 0 over the time budget (else over the "
+                                       "epochs), set every step.", choices=LR_SCHEDULES)
+    momentum: float = setting(0.9, "SGD momentum.")
+    weight_decay: float = setting(1e-4, "Decoupled weight decay (0: none).")
+    clip: str = setting("global_norm", "Gradient clipping: each element to [-t, t] (value), the global L2 "
+                                       "norm to t (global_norm, the reading of Sec. IV-B that trains: "
+                                       "docs/training.md), each element to [-t/lr, t/lr] (adjustable, "
+                                       "VDSR's), or none.", choices=optimizers.CLIPPING)
+    clip_threshold: float = setting(0.4, "t of --clip.")
     # Eq. 8 sums the squared error over a patch's pixels ("sum"); "mean" divides
     # it by the patch area, which shrinks the gradients 1681-fold at 41x41.
-    loss_pixel_reduction: str = "sum"
-    # Eq. 8's squared error ("l2"), or the absolute error in its place ("l1").
-    loss_norm: str = "l2"
-    scale_loss_weights: dict = dataclasses.field(default_factory=dict)
-    epochs: int = 50
-    time_budget_s: float = 0.0
-    decay_at_budget_fraction: float = 0.0
-    budget_clock: str = "wall"
+    loss_pixel_reduction: str = setting("sum", "Eq. 8's squared error summed over a pair's pixels, or "
+                                               "averaged.", choices=LOSS_PIXEL_REDUCTIONS)
+    loss_norm: str = setting("l2", "Eq. 8's (half) squared error, or the absolute error in its place.",
+                             choices=LOSS_NORMS)
+    scale_loss_weights: dict = setting(
+        {}, "scale=weight for every training scale: each pair's term of Eq. 8 is multiplied by its "
+        "scale's weight (empty: the paper's loss).", parse=scale_weights)
+    epochs: int = setting(50, "Epochs.")
+    time_budget_s: float = setting(0.0, "Stop at the epoch end after which the next epoch would pass this "
+                                        "many seconds (epochs with their validation; 0: no limit); a rerun "
+                                        "resumes.")
+    decay_at_budget_fraction: float = setting(0.0, "Also decay the rate from the epoch after this fraction "
+                                                   "of the time budget is spent (0: never).")
+    budget_clock: str = setting("wall", "What time_budget_s and the logs' seconds count: wall-clock seconds, "
+                                        "or the process's CPU seconds (all threads; fair between runs "
+                                        "sharing a busy machine).", choices=BUDGET_CLOCKS)
     # Where and how.
-    model_dir: str = "runs/cmsc"
-    export_dir: str = "savedmodels/cmsc"
-    strategy: str = "default"
-    tpu: str = ""
-    precision: str = "float32"
-    xla: bool = False
-    steps_per_execution: int = 1
-    checkpoint_every_steps: int = 1000
-    eval_every_steps: int = 0
-    keep_epoch_checkpoints: bool = True
-    bn_recalibration_batches: int = 0
-    tensorboard: bool = True
-    image_summaries: int = 2
-    verbose: int = 1
+    model_dir: str = setting("runs/cmsc", "Checkpoints, logs, TensorBoard, resolved flags.")
+    export_dir: str = setting("savedmodels/cmsc", "Final model: <export_dir>.keras, and with TensorFlow the "
+                                                  "SavedModel <export_dir>/<version>/ and TFLite ('' for none).")
+    strategy: str = setting("default", "Data parallelism (training/distribution.py); multi_worker reads "
+                                       "TF_CONFIG.", choices=distribution.STRATEGIES)
+    tpu: str = setting("", "TPU name or address for --strategy=tpu.")
+    precision: str = setting("float32", "Keras dtype policy (mixed precision).", choices=PRECISIONS)
+    xla: bool = setting(False, "TensorFlow: compile the train step with XLA (JAX always does).")
+    steps_per_execution: int = setting(1, "Batches per compiled call.")
+    checkpoint_every_steps: int = setting(1000, "Checkpoint every N steps (and at every epoch end; 0: epoch "
+                                                "ends only).")
+    eval_every_steps: int = setting(0, "Also validate and write the logs (CSV, TensorBoard) every N global "
+                                       "steps within an epoch (0: at epoch ends only); a paper epoch is "
+                                       "23,159 steps.")
+    keep_epoch_checkpoints: bool = setting(True, "Keep the checkpoint of every epoch end (else only the "
+                                                 "latest).")
+    bn_recalibration_batches: int = setting(0, "At each epoch end and report point, set BN moving statistics "
+                                               "to the average over this many fixed training batches (0: keep "
+                                               "Keras's moving averages).")
+    tensorboard: bool = setting(True, "TensorBoard scalars and image summaries.")
+    image_summaries: int = setting(2, "Validation images shown as LR|SR|HR crops.")
+    verbose: int = setting(1, "Keras verbosity: 0 silent, 1 progress bar, 2 a line per epoch.")
 
     def validate(self):
         """Raises ValueError naming the first bad setting (before any work is done)."""
@@ -85,16 +119,6 @@ class TrainConfig:
         positive = ("patch_size", "batch_size", "epochs", "steps_per_execution")
         checks = [
             (self.variant in cmsc_tf.VARIANTS, f"variant must be one of {cmsc_tf.VARIANTS}"),
-            (self.strategy in distribution.STRATEGIES, f"strategy must be one of {distribution.STRATEGIES}"),
-            (self.optimizer in optimizers.OPTIMIZERS, f"optimizer must be one of {optimizers.OPTIMIZERS}"),
-            (self.clip in optimizers.CLIPPING, f"clip must be one of {optimizers.CLIPPING}"),
-            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
-            (self.pipeline in MODES, f"pipeline must be one of {MODES}"),
-            (self.loss_pixel_reduction in LOSS_PIXEL_REDUCTIONS,
-             f"loss_pixel_reduction must be one of {LOSS_PIXEL_REDUCTIONS}"),
-            (self.loss_norm in LOSS_NORMS, f"loss_norm must be one of {LOSS_NORMS}"),
-            (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {LR_SCHEDULES}"),
-            (self.budget_clock in BUDGET_CLOCKS, f"budget_clock must be one of {BUDGET_CLOCKS}"),
             (self.lr_schedule != "cosine" or not (self.lr_decay_epochs or self.decay_at_budget_fraction),
              "lr_schedule=cosine decays the rate by itself: leave lr_decay_epochs and "
              "decay_at_budget_fraction empty"),
@@ -139,9 +163,9 @@ class TrainConfig:
             (bool(self.train_sets), "train_sets is empty"),
             (bool(self.model_dir), "model_dir is empty"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        messages = choice_errors(self) + [message for ok, message in checks if not ok]
+        if messages:
+            raise ValueError(messages[0])
 
     def learning_rate_at(self, epoch, steps_per_epoch, budget_decay_step=None):
         """The step schedule's rate of epoch `epoch` (0-based): decayed at each of `lr_decay_epochs`

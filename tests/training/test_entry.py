@@ -40,7 +40,7 @@ def run_blocked(module, *args):
     ("training.evaluate", ["--scales=a"], "--scales must be integers, got ['a']"),
     ("training.evaluate", ["--flagfile=/nonexistent.flags"],
      "Unable to open flagfile: [Errno 2] No such file or directory: '/nonexistent.flags'"),
-    ("training.claims", ["--study=nope"], "flag --study=nope: value should be one of <cascade|clipping|fig5>"),
+    ("training.claims", ["--study=nope"], "flag --study=nope: value should be one of <cascade|clipping|fig5|recipe>"),
     ("training.claims", ["--arms=NOPE"], "unknown arms for fig5: NOPE"),
     ("training.plot_curves", ["--bogus"], "Unknown command line flag 'bogus'"),
     ("training.plot_curves", [], "--runs is empty"),
