@@ -51,6 +51,9 @@ from cmsc_tf.models import presets
 # loader.PRECISIONS' names, spelled out so that --help needs no TensorFlow (a test keeps them equal).
 PRECISIONS = ("float32", "bfloat16", "float16", "dynamic_int8")
 PROGRAM = "cmsc-upscale"
+# The output extensions --format takes: a fixed set, so that the value can
+# never carry a path (a slash or "..") into the output names.
+OUTPUT_FORMATS = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
 
 
 def _scale(text):
@@ -58,6 +61,13 @@ def _scale(text):
         return scales.normalize_scale(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _output_format(text):
+    extension = text.lower().lstrip(".")
+    if extension not in OUTPUT_FORMATS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(OUTPUT_FORMATS)}")
+    return extension
 
 
 def _positive_int(text):
@@ -92,7 +102,10 @@ def build_parser():
              "or a SavedModel folder, .keras or .tflite file",
     )
     parser.add_argument("--out", default="upscaled", help="output folder (created; default: ./upscaled)")
-    parser.add_argument("--format", default="png", help="output file format/extension (default: png)")
+    parser.add_argument(
+        "--format", type=_output_format, default="png",
+        help=f"output file extension, one of {', '.join(OUTPUT_FORMATS)} (default: png)",
+    )
     parser.add_argument(
         "--tile", type=_positive_int, default=DEFAULT_TILE,
         help=f"tile side in output pixels; bounds memory, exact (default: {DEFAULT_TILE})",
@@ -206,7 +219,7 @@ def run(args):
     from tqdm import tqdm
 
     out_dir = pathlib.Path(args.out)
-    extension = args.format.lower().lstrip(".")
+    extension = args.format
     try:
         images.output_format(f"output.{extension}")
     except images.ImageError:

@@ -296,3 +296,27 @@ def test_signals_leave_no_temporary_file(tmp_path, model_path, signum, code):
     # On a line of its own: the progress bar, mid-line when the signal came, was ended first.
     assert any(line.startswith("cmsc-upscale: interrupted by") for line in stderr.split("\n")), repr(stderr)
     assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("value", ["png/../../escaped.png", "../png", "", "exe", "png/"])
+def test_format_is_one_of_a_fixed_set_of_extensions(tmp_path, model_path, capsys, value):
+    PIL.Image.fromarray(random_rgb(8, 8, seed=2)).save(tmp_path / "small.png")
+    out = tmp_path / "ofmt" / "a"
+
+    code = cli.run_cli([str(tmp_path / "small.png"), "--scale", "2", "--model", model_path,
+                        "--out", str(out), "--format", value])
+
+    assert code == 2
+    assert capsys.readouterr().err.startswith("cmsc-upscale: error: argument --format:")
+    assert files_under(tmp_path) == ["small.png"]
+    assert not (tmp_path / "ofmt").exists()
+
+
+def test_format_takes_an_extension_with_a_dot_or_capitals(tmp_path, model_path):
+    PIL.Image.fromarray(random_rgb(8, 8, seed=2)).save(tmp_path / "small.png")
+
+    code = cli.run_cli([str(tmp_path / "small.png"), "--scale", "2", "--model", model_path,
+                        "--out", str(tmp_path / "o"), "--format", ".JPG"])
+
+    assert code == 0
+    assert files_under(tmp_path / "o") == ["small_x2.jpg"]
