@@ -99,6 +99,9 @@ flags.DEFINE_integer("bn_recalibration_batches", _D.bn_recalibration_batches,
                      "fixed training batches (0: keep Keras's moving averages).")
 flags.DEFINE_bool("tensorboard", _D.tensorboard, "TensorBoard scalars and image summaries.")
 flags.DEFINE_integer("image_summaries", _D.image_summaries, "Validation images shown as LR|SR|HR crops.")
+flags.DEFINE_bool("restart", False, "Move the run already in --model_dir aside into <model_dir>/previous-<n>/ "
+                  "and start at step 0 (without it, a --model_dir holding checkpoints resumes, and one "
+                  "holding checkpoints but no state.json is refused).")
 flags.DEFINE_integer("verbose", _D.verbose, "Keras verbosity: 0 silent, 1 progress bar, 2 a line per epoch.")
 
 
@@ -144,7 +147,7 @@ def main(argv):
     from training import train_lib
 
     try:
-        summary, _ = train_lib.run(config, flags_text=resolved_flags(FLAGS, __name__))
+        summary, _ = train_lib.run(config, flags_text=resolved_flags(FLAGS, __name__), restart=FLAGS.restart)
     except (ValueError, OSError, train_lib.TrainingError) as error:
         entry.fresh_line()
         logging.error("%s", error)

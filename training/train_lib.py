@@ -9,6 +9,7 @@ The data: `training.data.source.TrainingSource` (NumPy), fed by tf.data on
 TensorFlow and as a generator elsewhere (`distribution.Distribution.feed`).
 """
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -173,20 +174,30 @@ def _nan_error(model_dir, step):
 # The run.
 
 
-def run(config, flags_text=None, clock=time.monotonic):
+def run(config, flags_text=None, clock=time.monotonic, restart=False):
     """Trains (or resumes) according to `config`; returns (summary dict, trained model).
 
     `flags_text`, if given, is written to `<model_dir>/flags.txt` (the resolved
     command line, reusable with --flagfile). `clock` measures the time budget.
+    `restart`: set the run already in model_dir aside and start at step 0
+    (checkpointing.owned_run, which also locks the folder for this process).
     """
     config.validate()
     # The dtype policy is process-global in Keras: set it for this run only.
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(config.precision)
     try:
-        return _run(config, flags_text, clock)
+        with _owned(config, restart):
+            return _run(config, flags_text, clock)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
+
+
+def _owned(config, restart):
+    # The workers of a multi-worker run share its model_dir (one chief writes): no lock.
+    if config.strategy == "multi_worker":
+        return contextlib.nullcontext()
+    return checkpointing.owned_run(config.model_dir, restart)
 
 
 def _run(config, flags_text, clock):
