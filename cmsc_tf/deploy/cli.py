@@ -44,7 +44,7 @@ from absl.flags import argparse_flags
 # and --help or a usage error answered, before TensorFlow loads (run()).
 from cmsc_tf import _quiet
 from cmsc_tf.deploy import scales
-from cmsc_tf.deploy.tiling import DEFAULT_TILE  # NumPy only
+from cmsc_tf.deploy.tiling import DEFAULT_TILE, MAX_TILE, check_tile  # NumPy only
 from cmsc_tf.io import atomic, images
 from cmsc_tf.models import presets
 
@@ -70,11 +70,11 @@ def _output_format(text):
     return extension
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _tile(text):
+    try:
+        return check_tile(int(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 class _Parser(argparse_flags.ArgumentParser):
@@ -107,8 +107,8 @@ def build_parser():
         help=f"output file extension, one of {', '.join(OUTPUT_FORMATS)} (default: png)",
     )
     parser.add_argument(
-        "--tile", type=_positive_int, default=DEFAULT_TILE,
-        help=f"tile side in output pixels; bounds memory, exact (default: {DEFAULT_TILE})",
+        "--tile", type=_tile, default=DEFAULT_TILE,
+        help=f"tile side in output pixels, 1 to {MAX_TILE}; bounds memory, exact (default: {DEFAULT_TILE})",
     )
     parser.add_argument("--self-ensemble", action="store_true", help="average over the 8 flips/rotations (8x slower)")
     parser.add_argument(
@@ -204,11 +204,8 @@ def _process(upscaler, source, target, scale):
     # A FIFO would block the batch forever in open(); a device could be endless.
     if os.path.exists(source) and not (os.path.isfile(source) or os.path.isdir(source)):
         raise images.ImageError(f"{source}: not a regular file (a FIFO, socket or device); not opened")
-    image = images.read_image(source)
-    try:
-        upscaler.output_size(image.shape[0], image.shape[1], scale)
-    except ValueError as error:
-        raise images.ImageError(f"{source}: {error}") from None
+    # The output's size from the header: an absurd output is refused before decoding.
+    image = images.read_image(source, check=lambda width, height: upscaler.output_size(height, width, scale))
     result = upscaler.upscale(image, scale)
     target.parent.mkdir(parents=True, exist_ok=True)
     images.write_image(target, result)
