@@ -197,7 +197,21 @@ def _load_upscaler(args):
         model = loader.DEFAULT_PRESET  # by name, so that it runs at the preset's default precision
     else:
         model = args.model
+        _check_saved_model_metadata(model)
     return Upscaler(model, tile=args.tile, self_ensemble=args.self_ensemble, precision=args.precision)
+
+
+def _check_saved_model_metadata(model):
+    """Refuses a SavedModel folder that export_saved_model did not write (no cmsc_metadata.json).
+
+    Such a graph may do anything when run, and its tiling halo is unknown.
+    """
+    from cmsc_tf.deploy import saved_model
+
+    if os.path.isdir(model) and not saved_model.read_metadata(saved_model.resolve_saved_model_dir(model)):
+        raise ValueError(f"{model}: a SavedModel without {saved_model.METADATA_FILE}: cmsc-upscale runs only "
+                         "SavedModels written by cmsc_tf (export_saved_model); a SavedModel runs its own graph, "
+                         "so load only trusted ones (docs/serving.md)")
 
 
 def _process(upscaler, source, target, scale):
@@ -251,8 +265,8 @@ def run(args):
             try:
                 if target in seen:
                     raise images.ImageError(f"{source}: output {target} would overwrite another input's result")
-                seen.add(target)
                 _process(upscaler, source, target, args.scale)
+                seen.add(target)  # only a written result: a failed input's name stays free for the next
             except images.ImageError as error:
                 failures += 1
                 _error(str(error))
