@@ -22,17 +22,27 @@ State files of the two earlier trainers (`{"epoch", "step"}` counted within an
 epoch, or `"steps_done"`) are read as the global step they stand for.
 """
 
+import contextlib
+import errno
+import fcntl
 import json
+import os
 import pathlib
 import re
 import warnings
+
+import numpy as np
 
 import cmsc_tf
 from cmsc_tf.io import atomic
 
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
+LOCK_FILE = ".lock"
+LOG_FILE = "training_log.csv"
 _CHECKPOINT = re.compile(r"^ckpt-(?:e(\d+)-)?s(\d+)\.weights\.h5$")
+# What the fix of a run folder that cannot be resumed is, in every message that names one.
+RESTART_HINT = "rerun with --restart to move the old run aside into {folder}/previous-<n>/ and start at step 0"
 
 
 def config_text(fields):
@@ -121,6 +131,101 @@ def build_from_run(model_dir, weights_path):
     return model, config
 
 
+class RunFolderError(ValueError):
+    """A --model_dir that this trainer may not use as it is; the message says why and what to do."""
+
+
+@contextlib.contextmanager
+def owned_run(model_dir, restart=False):
+    """Holds ``model_dir`` for one trainer, checked and swept; ``restart`` sets an old run aside first.
+
+    * A lock (``flock`` on ``.lock``, which holds the owner's pid): a second
+      trainer on the folder is refused, naming the holder. The kernel drops
+      the lock when its holder dies, so a ``.lock`` left by kill -9 is
+      stale and is taken over.
+    * Temporary files of a killed writer (``atomic.is_temporary``) are removed.
+    * A folder holding checkpoints or a training log but no ``state.json`` is
+      refused: training would start at step 0, rotate the old run's
+      checkpoints away and append to its log.
+    """
+    folder = pathlib.Path(model_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise RunFolderError(f"--model_dir={folder} cannot be created or written: {error.strerror}") from None
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise RunFolderError(f"{folder} is in use by another trainer (pid {holder}); wait for it to end "
+                                 "or choose another --model_dir") from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        for path in folder.iterdir():
+            if atomic.is_temporary(path) and path.is_file():
+                path.unlink()
+        if restart:
+            set_aside(folder)
+        check_resumable(folder)
+        yield folder
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _run_files(folder):
+    return [p for p in folder.iterdir() if _CHECKPOINT.match(p.name) or p.name in (LOG_FILE, STATE_FILE)]
+
+
+def check_resumable(model_dir):
+    """Raises RunFolderError when ``model_dir`` holds a run's checkpoints or log but no state.json."""
+    folder = pathlib.Path(model_dir)
+    if (folder / STATE_FILE).exists():
+        return
+    leftovers = sorted(p.name for p in _run_files(folder))
+    if leftovers:
+        raise RunFolderError(
+            f"{folder} holds a run ({', '.join(leftovers[:3])}{', ...' if len(leftovers) > 3 else ''}) "
+            f"but no {STATE_FILE}, so it cannot be resumed; " + RESTART_HINT.format(folder=folder)
+            + ", or choose another --model_dir")
+
+
+def set_aside(model_dir):
+    """Moves the run in ``model_dir`` (checkpoints, state, log, config, TensorBoard) into ``previous-<n>/``."""
+    folder = pathlib.Path(model_dir)
+    names = [p.name for p in _run_files(folder)] + [
+        n for n in (CONFIG_FILE, "flags.txt", "summary.json", "tensorboard") if (folder / n).exists()]
+    if not names:
+        return None
+    number = 1
+    while (folder / f"previous-{number}").exists():
+        number += 1
+    target = folder / f"previous-{number}"
+    target.mkdir()
+    # state.json first: an interrupted move never leaves a state naming a moved file.
+    for name in sorted(names, key=lambda n: n != STATE_FILE):
+        os.replace(folder / name, target / name)
+    print(f"--restart: the previous run of {folder} is now in {target}", flush=True)
+    return target
+
+
+def _load_checked(model, path):
+    """``model.load_weights(path)``; a damaged or non-finite file raises RunFolderError naming it and the fix."""
+    try:
+        model.load_weights(str(path))
+    except (OSError, ValueError, KeyError) as error:  # h5py: truncated; Keras: missing or mismatched variables
+        raise RunFolderError(
+            f"{path}: cannot be read as this run's checkpoint ({str(error).splitlines()[0] if str(error) else type(error).__name__}): "
+            f"it is damaged or truncated. Restore an intact copy, or " + RESTART_HINT.format(folder=path.parent)) from None
+    if not all(np.isfinite(w).all() for w in model.get_weights()):
+        raise RunFolderError(
+            f"{path}: the checkpoint holds NaN or infinite weights and cannot be resumed. "
+            "Restore an intact copy, or " + RESTART_HINT.format(folder=path.parent))
+
+
 def restore(model, model_dir, steps_per_epoch=None):
     """Loads the latest state into `model` and its optimizer; returns the state or None.
 
@@ -135,7 +240,7 @@ def restore(model, model_dir, steps_per_epoch=None):
     path = pathlib.Path(model_dir) / state["weights"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model.load_weights(str(path))
+        _load_checked(model, path)
     for warning in caught:
         if "optimizer" in str(warning.message):
             # A checkpoint of another optimizer setup (another optimizer, or the

@@ -9,6 +9,8 @@ instead of ``app.run(main)``:
   absl's usage text (``--help`` still prints it);
 - Ctrl-C is one line, ``training.<script>: interrupted`` (plus the script's
   hint, e.g. how to resume), and exit status 130, instead of a traceback;
+  SIGTERM the same, ``interrupted by SIGTERM`` and exit status 143, after the
+  file being written (``atomic_path``) is removed;
 - any message of an error (those lines, ``sys.exit("error: ...")``, a
   traceback) starts on a line of its own, even when a progress bar (Keras's
   on stdout, tqdm's on stderr) was left mid-line: :func:`fresh_line`;
@@ -19,6 +21,7 @@ instead of ``app.run(main)``:
   errors answer at once.
 """
 
+import signal
 import sys
 
 from absl import app, flags
@@ -80,6 +83,14 @@ def usage_error(program, message):
     sys.exit(USAGE_ERROR_CODE)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM raised where the program is, as Ctrl-C is: writers' ``atomic_path`` removes its temporary file."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def run(main, program, interrupted=""):
     """``app.run(main)`` with the conventions of the module docstring.
 
@@ -98,10 +109,12 @@ def run(main, program, interrupted=""):
             return main(argv)
         except app.UsageError as error:
             usage_error(program, error)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as error:
             fresh_line()
-            print(f"{program}: interrupted{'; ' + interrupted if interrupted else ''}", file=sys.stderr, flush=True)
-            sys.exit(INTERRUPTED_CODE)
+            cause = " by SIGTERM" if isinstance(error, Terminated) else ""
+            print(f"{program}: interrupted{cause}{'; ' + interrupted if interrupted else ''}",
+                  file=sys.stderr, flush=True)
+            sys.exit(128 + signal.SIGTERM if cause else INTERRUPTED_CODE)
         except SystemExit as exit_:
             if exit_.code not in (None, 0):
                 fresh_line()
@@ -110,4 +123,6 @@ def run(main, program, interrupted=""):
             fresh_line()
             raise
 
+    # SIGTERM's default action kills on the spot, mid-write and without a word.
+    signal.signal(signal.SIGTERM, _raise_terminated)
     app.run(guarded_main, flags_parser=parse_flags)

@@ -44,8 +44,9 @@ def scale_weights(name, items):
     return weights
 
 
-def resolved_flags(flag_values, module_name):
-    """The flags declared by module `module_name`, with their final values, in --flagfile format."""
-    module_flags = flag_values.get_key_flags_for_module(sys.modules[module_name])
+def resolved_flags(flag_values, module_name, exclude=()):
+    """The flags declared by module `module_name` but `exclude`, with their final values, in --flagfile format."""
+    module_flags = [flag for flag in flag_values.get_key_flags_for_module(sys.modules[module_name])
+                    if flag.name not in exclude]
     lines = (flag.serialize() for flag in sorted(module_flags, key=lambda f: f.name))
     return "".join(f"{line}\n" for line in lines if line)

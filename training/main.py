@@ -24,6 +24,10 @@ from training.flag_values import resolved_flags
 FLAGS = flags.FLAGS
 # One flag per TrainConfig field, with its default, help and choices (training/settings.py).
 settings.define_flags(TrainConfig, FLAGS, __name__)
+# An action of this command, not a setting of the run (so not in config.json).
+flags.DEFINE_bool("restart", False, "Move the run already in --model_dir aside into <model_dir>/previous-<n>/ "
+                  "and start at step 0 (without it, a --model_dir holding checkpoints resumes, and one "
+                  "holding checkpoints but no state.json is refused).")
 
 
 def config_from_flags():
@@ -48,7 +52,8 @@ def main(argv):
     from training import train_lib
 
     try:
-        summary, _ = train_lib.run(config, flags_text=resolved_flags(FLAGS, __name__))
+        summary, _ = train_lib.run(config, flags_text=resolved_flags(FLAGS, __name__, exclude=("restart",)),
+                                     restart=FLAGS.restart)
     except (ValueError, OSError, train_lib.TrainingError) as error:
         entry.fresh_line()
         logging.error("%s", error)

@@ -9,6 +9,7 @@ The data: `training.data.source.TrainingSource` (NumPy), fed by tf.data on
 TensorFlow and as a generator elsewhere (`distribution.Distribution.feed`).
 """
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -184,12 +185,14 @@ def _nan_error(model_dir, step):
 CLOCKS = {"wall": time.monotonic, "cpu": time.process_time}
 
 
-def run(config, flags_text=None, clock=None):
+def run(config, flags_text=None, clock=None, restart=False):
     """Trains (or resumes) according to `config`; returns (summary dict, trained model).
 
     `flags_text`, if given, is written to `<model_dir>/flags.txt` (the resolved
     command line, reusable with --flagfile). `clock` measures the time budget
-    (default: the one config.budget_clock names).
+    (default: the one config.budget_clock names). `restart`: set the run
+    already in model_dir aside and start at step 0 (checkpointing.owned_run,
+    which also locks the folder for this process).
     """
     config.validate()
     clock = clock or CLOCKS[config.budget_clock]
@@ -197,9 +200,17 @@ def run(config, flags_text=None, clock=None):
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(config.precision)
     try:
-        return _run(config, flags_text, clock)
+        with _owned(config, restart):
+            return _run(config, flags_text, clock)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
+
+
+def _owned(config, restart):
+    # The workers of a multi-worker run share its model_dir (one chief writes): no lock.
+    if config.strategy == "multi_worker":
+        return contextlib.nullcontext()
+    return checkpointing.owned_run(config.model_dir, restart)
 
 
 def _run(config, flags_text, clock):

@@ -44,13 +44,16 @@ from absl.flags import argparse_flags
 # and --help or a usage error answered, before TensorFlow loads (run()).
 from cmsc_tf import _quiet
 from cmsc_tf.deploy import scales
-from cmsc_tf.deploy.tiling import DEFAULT_TILE  # NumPy only
+from cmsc_tf.deploy.tiling import DEFAULT_TILE, MAX_TILE, check_tile  # NumPy only
 from cmsc_tf.io import atomic, images
 from cmsc_tf.models import presets
 
 # loader.PRECISIONS' names, spelled out so that --help needs no TensorFlow (a test keeps them equal).
 PRECISIONS = ("float32", "bfloat16", "float16", "dynamic_int8")
 PROGRAM = "cmsc-upscale"
+# The output extensions --format takes: a fixed set, so that the value can
+# never carry a path (a slash or "..") into the output names.
+OUTPUT_FORMATS = ("png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp")
 
 
 def _scale(text):
@@ -60,11 +63,18 @@ def _scale(text):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _output_format(text):
+    extension = text.lower().lstrip(".")
+    if extension not in OUTPUT_FORMATS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(OUTPUT_FORMATS)}")
+    return extension
+
+
+def _tile(text):
+    try:
+        return check_tile(int(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 class _Parser(argparse_flags.ArgumentParser):
@@ -92,10 +102,13 @@ def build_parser():
              "or a SavedModel folder, .keras or .tflite file",
     )
     parser.add_argument("--out", default="upscaled", help="output folder (created; default: ./upscaled)")
-    parser.add_argument("--format", default="png", help="output file format/extension (default: png)")
     parser.add_argument(
-        "--tile", type=_positive_int, default=DEFAULT_TILE,
-        help=f"tile side in output pixels; bounds memory, exact (default: {DEFAULT_TILE})",
+        "--format", type=_output_format, default="png",
+        help=f"output file extension, one of {', '.join(OUTPUT_FORMATS)} (default: png)",
+    )
+    parser.add_argument(
+        "--tile", type=_tile, default=DEFAULT_TILE,
+        help=f"tile side in output pixels, 1 to {MAX_TILE}; bounds memory, exact (default: {DEFAULT_TILE})",
     )
     parser.add_argument("--self-ensemble", action="store_true", help="average over the 8 flips/rotations (8x slower)")
     parser.add_argument(
@@ -184,18 +197,29 @@ def _load_upscaler(args):
         model = loader.DEFAULT_PRESET  # by name, so that it runs at the preset's default precision
     else:
         model = args.model
+        _check_saved_model_metadata(model)
     return Upscaler(model, tile=args.tile, self_ensemble=args.self_ensemble, precision=args.precision)
+
+
+def _check_saved_model_metadata(model):
+    """Refuses a SavedModel folder that export_saved_model did not write (no cmsc_metadata.json).
+
+    Such a graph may do anything when run, and its tiling halo is unknown.
+    """
+    from cmsc_tf.deploy import saved_model
+
+    if os.path.isdir(model) and not saved_model.read_metadata(saved_model.resolve_saved_model_dir(model)):
+        raise ValueError(f"{model}: a SavedModel without {saved_model.METADATA_FILE}: cmsc-upscale runs only "
+                         "SavedModels written by cmsc_tf (export_saved_model); a SavedModel runs its own graph, "
+                         "so load only trusted ones (docs/serving.md)")
 
 
 def _process(upscaler, source, target, scale):
     # A FIFO would block the batch forever in open(); a device could be endless.
     if os.path.exists(source) and not (os.path.isfile(source) or os.path.isdir(source)):
         raise images.ImageError(f"{source}: not a regular file (a FIFO, socket or device); not opened")
-    image = images.read_image(source)
-    try:
-        upscaler.output_size(image.shape[0], image.shape[1], scale)
-    except ValueError as error:
-        raise images.ImageError(f"{source}: {error}") from None
+    # The output's size from the header: an absurd output is refused before decoding.
+    image = images.read_image(source, check=lambda width, height: upscaler.output_size(height, width, scale))
     result = upscaler.upscale(image, scale)
     target.parent.mkdir(parents=True, exist_ok=True)
     images.write_image(target, result)
@@ -206,7 +230,7 @@ def run(args):
     from tqdm import tqdm
 
     out_dir = pathlib.Path(args.out)
-    extension = args.format.lower().lstrip(".")
+    extension = args.format
     try:
         images.output_format(f"output.{extension}")
     except images.ImageError:
@@ -241,8 +265,8 @@ def run(args):
             try:
                 if target in seen:
                     raise images.ImageError(f"{source}: output {target} would overwrite another input's result")
-                seen.add(target)
                 _process(upscaler, source, target, args.scale)
+                seen.add(target)  # only a written result: a failed input's name stays free for the next
             except images.ImageError as error:
                 failures += 1
                 _error(str(error))

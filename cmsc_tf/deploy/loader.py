@@ -206,6 +206,12 @@ def _load_keras_file(path):
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:  # OSError: h5py's damaged weights
         raise ValueError(f"{path}: not a valid .keras file ({error})") from None
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        # Keras names neither the file nor the part at fault: a damaged config.json
+        # (a missing key, a value of the wrong type), or safe_mode refusing code.
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        raise ValueError(f"{path}: not a valid .keras file (its config.json is damaged or unsafe: "
+                         f"{type(error).__name__}: {first_line})") from None
 
 
 def load_network(model, precision="float32"):

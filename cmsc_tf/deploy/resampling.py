@@ -45,9 +45,13 @@ def upsample_ycbcr(rgb_uint8, scale):
     ``scale`` without rounding or clipping (both steps are linear, so their
     order only changes float rounding).
     """
-    ycbcr = rgb2ycbcr_tf(tf.cast(rgb_uint8, tf.float32) / 255.0)
-    upsampled = imresize_tf(ycbcr, scale=scale)
+    upsampled = upsample_ycbcr_planes(rgb_uint8, scale)
     return upsampled[..., :1], upsampled[..., 1:]
+
+
+def upsample_ycbcr_planes(rgb_uint8, scale):
+    """:func:`upsample_ycbcr` as one ``[..., h, w, 3]`` YCbCr tensor (no copies of the split planes)."""
+    return imresize_tf(rgb2ycbcr_tf(tf.cast(rgb_uint8, tf.float32) / 255.0), scale=scale)
 
 
 def upsample_plane(plane_uint8, scale):
@@ -76,4 +80,5 @@ __all__ = [
     "to_uint8",
     "upsample_plane",
     "upsample_ycbcr",
+    "upsample_ycbcr_planes",
 ]

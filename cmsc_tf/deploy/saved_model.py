@@ -11,11 +11,19 @@ Signatures (names are the serving contract; ``docs/serving.md`` shows them):
   string ``[batch]``. Each image is decoded to RGB, upscaled as above and
   encoded to PNG, so the images of a batch may differ in size. TF-Serving's
   REST API base64-encodes outputs whose name ends in ``_bytes``.
-* Both refuse, before any work, requests over the pixel budget
-  (``cmsc_tf/io/pixel_budget.py``, enforced by ``serving_limits.py``),
-  with an ``InvalidArgumentError`` naming the limit and the image.
 * ``luminance``: the raw network, ``bicubic_y`` float32 ``[batch, H, W, 1]``
   (bicubic-upsampled luminance in [0, 1]) -> ``final`` float32, same shape.
+* All three refuse, before any work, requests over the pixel budget
+  (``cmsc_tf/io/pixel_budget.py``, enforced by ``serving_limits.py``; for
+  ``luminance`` the output is the input), with an ``InvalidArgumentError``
+  naming the limit and the image.
+* All three bound memory, not only pixels: images are processed one at a
+  time, and the network (with the YCbCr merge) runs tile by tile
+  (``tiling_tf.py``: ``tile`` output pixels a side, default
+  ``tiling.DEFAULT_TILE``, grown by the receptive radius, the same exact
+  tiling as ``Upscaler``), so a request at the budget's limit needs the
+  bicubic YCbCr planes and the uint8 result of one image plus one tile's
+  activations (docs/serving.md, ``benchmarks/serving_memory.py``).
 
 Metadata for tiling (the receptive radius) and for rebuilding the Keras model
 (its class config, used for reduced precision) is kept in the SavedModel as
@@ -32,7 +40,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from cmsc_tf.deploy import resampling, serving_limits
+from cmsc_tf.deploy import resampling, serving_limits, tiling_tf
+from cmsc_tf.deploy.tiling import DEFAULT_TILE, check_tile
 from cmsc_tf.models.model import final_output
 
 METADATA_FILE = "cmsc_metadata.json"
@@ -58,31 +67,42 @@ class _ServingModule(tf.Module):
     store every weight twice in the checkpoint.
     """
 
-    def __init__(self, model, metadata_path):
+    def __init__(self, model, metadata_path, tile):
         super().__init__(name="cmsc_serving")
         # Raw tf.Variables in model.weights order: restoring them into a
         # freshly built Keras model needs only this list (see loader.py).
         self.model_weights = [w.value for w in model.weights]
         self.metadata = tf.saved_model.Asset(metadata_path)
+        halo = model.receptive_radius
 
         def network(bicubic_y):
             return final_output(model(bicubic_y, training=False))
 
-        def upscale_rgb(images, scale):
-            # scale is normalised; the budget is checked before anything of the output's size exists.
-            with tf.control_dependencies(serving_limits.batch_checks(images, scale)):
-                y, cbcr = resampling.upsample_ycbcr(tf.identity(images), scale)
-            return resampling.merge_ycbcr(network(y), cbcr)
+        def network_tiled(y):
+            # One [H, W, 1] plane; memory of one (tile + 2 halo)^2 crop (tiling_tf).
+            return tiling_tf.apply_tiled_tf(lambda crop: network(crop[None])[0], y, tile, halo, tf.float32, 1)
+
+        def upscale_one(image, scale):
+            # [H, W, 3] uint8 -> uint8; only the bicubic YCbCr and the uint8 result are whole-image tensors.
+            def finish(ycbcr):
+                return resampling.merge_ycbcr(network(ycbcr[None, ..., :1])[0], ycbcr[..., 1:])
+
+            ycbcr = resampling.upsample_ycbcr_planes(image, scale)
+            return tiling_tf.apply_tiled_tf(finish, ycbcr, tile, halo, tf.uint8, 3)
 
         def upscale_images(images, scale):
-            return {"images": upscale_rgb(images, resampling.normalize_scale_tf(scale))}
+            scale = resampling.normalize_scale_tf(scale)
+            # The budget is checked before anything of the output's size exists.
+            with tf.control_dependencies(serving_limits.batch_checks(images, scale)):
+                images = tf.identity(images)
+            return {"images": tiling_tf.map_images(lambda image: upscale_one(image, scale), images, tf.uint8, 3)}
 
         def upscale_encoded(image_bytes, scale):
             scale = resampling.normalize_scale_tf(scale)
 
             def one(encoded):
                 image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
-                return tf.io.encode_png(upscale_rgb(image[None], scale)[0])
+                return tf.io.encode_png(upscale_one(image, scale))
 
             # Headers first: a refused image is never decoded.
             with tf.control_dependencies(serving_limits.encoded_checks(image_bytes, scale)):
@@ -90,7 +110,11 @@ class _ServingModule(tf.Module):
             return {"png_bytes": serving_limits.map_naming_failures(one, image_bytes)}
 
         def network_y(bicubic_y):
-            return {"final": network(bicubic_y)}
+            # The same budget as the images (output = input here), then the same tiling.
+            unit_scale = tf.constant(1.0, tf.float64)
+            with tf.control_dependencies(serving_limits.batch_checks(bicubic_y, unit_scale)):
+                bicubic_y = tf.identity(bicubic_y)
+            return {"final": tiling_tf.map_images(network_tiled, bicubic_y, tf.float32, 1)}
 
         spec_images = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
         spec_bytes = tf.TensorSpec([None], tf.string, name="image_bytes")
@@ -101,7 +125,7 @@ class _ServingModule(tf.Module):
         self.luminance = tf.function(network_y, input_signature=[spec_y])
 
 
-def export_saved_model(model, base_dir, name, version=1, overwrite=False):
+def export_saved_model(model, base_dir, name, version=1, overwrite=False, tile=DEFAULT_TILE):
     """Writes ``model`` as ``<base_dir>/<name>/<version>`` (TF-Serving's layout); returns that path.
 
     The SavedModel is written to a temporary sibling folder and renamed into
@@ -109,6 +133,9 @@ def export_saved_model(model, base_dir, name, version=1, overwrite=False):
     version. An existing version is refused unless ``overwrite``.
     """
     version = int(version)
+    if getattr(model, "receptive_radius", None) is None:
+        raise ValueError("export_saved_model: the model has no receptive_radius; the serving graph tiles by it")
+    tile = check_tile(tile)
     if version < 1:
         raise ValueError(f"version must be a positive integer, got {version}")
     model_dir = pathlib.Path(base_dir) / name
@@ -123,7 +150,7 @@ def export_saved_model(model, base_dir, name, version=1, overwrite=False):
             metadata_path = os.path.join(scratch, METADATA_FILE)
             with open(metadata_path, "w") as f:
                 json.dump(model_metadata(model), f, indent=1)
-            module = _ServingModule(model, metadata_path)
+            module = _ServingModule(model, metadata_path, tile)
             export_dir = staging / "saved_model"
             tf.saved_model.save(
                 module,

@@ -18,6 +18,18 @@ import numpy as np
 # 1 GB (compact CMSC) or 4 GB (full CMSC), and run faster than one untiled pass
 # on a large image (docs/deployment.md, benchmarks/upscale_memory.py).
 DEFAULT_TILE = 512
+# The largest tile accepted (Upscaler(tile=), --tile, the SavedModel's
+# export): 4 times the default's pixels, so 4 times its buffers; beyond it a
+# "tile" is an untiled run in disguise (--tile 4000 reached 9.66 GB and an
+# XNNPACK reshape failure).
+MAX_TILE = 1024
+
+
+def check_tile(tile):
+    """``tile`` as an int in ``1..MAX_TILE``; ValueError naming the bound otherwise."""
+    if isinstance(tile, bool) or int(tile) != tile or not 1 <= tile <= MAX_TILE:
+        raise ValueError(f"tile must be a whole number of pixels from 1 to {MAX_TILE}, got {tile!r}")
+    return int(tile)
 
 
 def tile_spans(length, tile, halo):

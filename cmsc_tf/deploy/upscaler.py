@@ -57,7 +57,7 @@ import PIL.Image
 from cmsc_tf.deploy import resampling
 from cmsc_tf.deploy.loader import default_precision, load_network
 from cmsc_tf.deploy.self_ensemble import apply_self_ensemble
-from cmsc_tf.deploy.tiling import DEFAULT_TILE, apply_tiled, tile_windows
+from cmsc_tf.deploy.tiling import DEFAULT_TILE, apply_tiled, check_tile, tile_windows
 from cmsc_tf.io import images, pixel_budget
 from cmsc_tf.numerics.color_tf import rgb2ycbcr_tf
 from cmsc_tf.numerics.imresize_np import window_matrix_np
@@ -83,15 +83,13 @@ class Upscaler:
         self.halo = radius if halo is None else int(halo)
         if isinstance(tile, str) and tile == "auto":
             tile = None if self.halo is None else DEFAULT_TILE
-        self.tile = None if tile is None else int(tile)
+        self.tile = None if tile is None else check_tile(tile)
         self.max_output_pixels = int(max_output_pixels)
         if not 0 < self.max_output_pixels <= pixel_budget.MAX_OUTPUT_PIXELS:
             raise ValueError(
                 f"max_output_pixels must be in 1..{pixel_budget.MAX_OUTPUT_PIXELS} (the pixel budget), got {max_output_pixels}"
             )
         if self.tile is not None:
-            if self.tile < 1:
-                raise ValueError(f"tile must be a positive number of pixels, got {tile}")
             if self.halo is None:
                 raise ValueError("tiling needs the model's receptive radius: this model has none stored, pass halo=")
 
@@ -120,10 +118,14 @@ class Upscaler:
         a PIL image or a file path. Returns a PIL image for a PIL image, else
         a uint8 NumPy array with the input's channel layout.
         """
+        # Sizes first (input and output budget), before a pixel is decoded.
+        def check(width, height):
+            self.output_size(height, width, scale)
+
         if isinstance(image, PIL.Image.Image):
-            return PIL.Image.fromarray(self._upscale_array(images.to_array(image), scale))
+            return PIL.Image.fromarray(self._upscale_array(images.from_pil(image, check), scale))
         if isinstance(image, (str, os.PathLike)):
-            return self._upscale_array(images.read_image(image), scale)
+            return self._upscale_array(images.read_image(image, check), scale)
         return self._upscale_array(_as_uint8_array(image), scale)
 
     def _upscale_array(self, array, scale):

@@ -78,8 +78,32 @@ def _png_header_size(path):
     return None
 
 
-def read_image(path):
-    """Reads ``path`` into a uint8 array, upright; raises :class:`ImageError` naming the file."""
+def _check_size(width, height, name, check):
+    """The input budget, then ``check(width, height)`` (e.g. the output's), before any pixel is decoded."""
+    if min(width, height) < 1:
+        raise ImageError(f"{name}: image is empty ({width}x{height} pixels)")
+    try:
+        pixel_budget.check_input_size(width, height, name=name)
+        if check is not None:
+            check(width, height)
+    except pixel_budget.PixelBudgetError as error:
+        message = str(error)
+        raise ImageTooLargeError(message if message.startswith(str(name)) else f"{name}: {message}") from None
+
+
+def from_pil(image, check=None, name="image"):
+    """A PIL image -> upright uint8 array, refused from its size before decoding (as :func:`read_image`)."""
+    _check_size(*image.size, name, check)
+    return to_array(PIL.ImageOps.exif_transpose(image), name)
+
+
+def read_image(path, check=None):
+    """Reads ``path`` into a uint8 array, upright; raises :class:`ImageError` naming the file.
+
+    ``check(width, height)``, if given, runs on the header's size before
+    decoding (after the input budget): a ``PixelBudgetError`` it raises (an
+    output too large) becomes an :class:`ImageTooLargeError` naming the file.
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ImageError(f"{path}: no such file")
@@ -97,7 +121,7 @@ def read_image(path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
             with PIL.Image.open(path) as image:
-                return _decode(image, path)
+                return _decode(image, path, check)
     except ImageError:
         raise
     except PIL.Image.DecompressionBombError as error:
@@ -116,15 +140,9 @@ def read_image(path):
         raise ImageError(f"{path}: corrupt or unreadable image data ({error})") from None
 
 
-def _decode(image, path):
+def _decode(image, path, check):
     """An opened (header-only) image -> upright uint8 array, refused before decoding if over the budget."""
-    width, height = image.size
-    if min(width, height) < 1:
-        raise ImageError(f"{path}: image is empty ({width}x{height} pixels)")
-    try:
-        pixel_budget.check_input_size(width, height, name=path)
-    except pixel_budget.PixelBudgetError as error:
-        raise ImageTooLargeError(str(error)) from None
+    _check_size(*image.size, path, check)
     image.load()
     # In place: a rotated copy would double the decoded image's memory.
     PIL.ImageOps.exif_transpose(image, in_place=True)

@@ -296,3 +296,90 @@ def test_signals_leave_no_temporary_file(tmp_path, model_path, signum, code):
     # On a line of its own: the progress bar, mid-line when the signal came, was ended first.
     assert any(line.startswith("cmsc-upscale: interrupted by") for line in stderr.split("\n")), repr(stderr)
     assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("value", ["png/../../escaped.png", "../png", "", "exe", "png/"])
+def test_format_is_one_of_a_fixed_set_of_extensions(tmp_path, model_path, capsys, value):
+    PIL.Image.fromarray(random_rgb(8, 8, seed=2)).save(tmp_path / "small.png")
+    out = tmp_path / "ofmt" / "a"
+
+    code = cli.run_cli([str(tmp_path / "small.png"), "--scale", "2", "--model", model_path,
+                        "--out", str(out), "--format", value])
+
+    assert code == 2
+    assert capsys.readouterr().err.startswith("cmsc-upscale: error: argument --format:")
+    assert files_under(tmp_path) == ["small.png"]
+    assert not (tmp_path / "ofmt").exists()
+
+
+def test_format_takes_an_extension_with_a_dot_or_capitals(tmp_path, model_path):
+    PIL.Image.fromarray(random_rgb(8, 8, seed=2)).save(tmp_path / "small.png")
+
+    code = cli.run_cli([str(tmp_path / "small.png"), "--scale", "2", "--model", model_path,
+                        "--out", str(tmp_path / "o"), "--format", ".JPG"])
+
+    assert code == 0
+    assert files_under(tmp_path / "o") == ["small_x2.jpg"]
+
+
+def test_same_stem_inputs_each_report_their_own_error(tmp_path, model_path, capsys):
+    (tmp_path / "a.bmp").write_bytes(b"BM not really a bitmap")
+    PIL.Image.fromarray(random_rgb(8, 8, seed=3)).save(tmp_path / "a.png")
+    PIL.Image.fromarray(random_rgb(8, 8, seed=4)).save(tmp_path / "a.jpg")
+    out = tmp_path / "out"
+
+    code = cli.run_cli([str(tmp_path / n) for n in ("a.bmp", "a.png", "a.jpg")]
+                       + ["--scale", "2", "--model", model_path, "--out", str(out)])
+
+    assert code == 1
+    errors = error_lines(capsys.readouterr())
+    assert errors[0].startswith(f"cmsc-upscale: error: {tmp_path / 'a.bmp'}: ") and "overwrite" not in errors[0]
+    assert errors[1:] == [f"cmsc-upscale: error: {tmp_path / 'a.jpg'}: output {out / 'a_x2.png'} "
+                          "would overwrite another input's result"]
+    assert files_under(out) == ["a_x2.png"]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda config: config.pop("class_name"),
+    lambda config: config["config"].update(num_stages="two"),
+    lambda config: config["config"].update(kernel_sizes=None),
+])
+def test_a_keras_file_with_a_damaged_config_is_one_line(tmp_path, model_path, capsys, damage):
+    import json
+    import zipfile
+
+    damaged = tmp_path / "damaged.keras"
+    with zipfile.ZipFile(model_path) as source, zipfile.ZipFile(damaged, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                damage(config)
+                data = json.dumps(config).encode()
+            target.writestr(item, data)
+    PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / "a.png")
+
+    code = cli.run_cli([str(tmp_path / "a.png"), "--scale", "2", "--model", str(damaged), "--out", str(tmp_path / "o")])
+
+    assert code == 2
+    [line] = error_lines(capsys.readouterr())
+    assert line.startswith(f"cmsc-upscale: error: cannot load model: {damaged}: not a valid .keras file "
+                           "(its config.json is damaged")
+
+
+def test_a_savedmodel_without_the_projects_metadata_is_refused(tmp_path, capsys):
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.f = tf.function(lambda y: {"final": y}, input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "foreign"), signatures={"luminance": module.f})
+    PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / "a.png")
+
+    code = cli.run_cli([str(tmp_path / "a.png"), "--scale", "2", "--model", str(tmp_path / "foreign"),
+                        "--out", str(tmp_path / "o")])
+
+    assert code == 2
+    [line] = error_lines(capsys.readouterr())
+    assert line.startswith(f"cmsc-upscale: error: cannot load model: {tmp_path / 'foreign'}: a SavedModel without "
+                           "cmsc_metadata.json")
+    assert not (tmp_path / "o").exists()

@@ -166,3 +166,44 @@ def test_committed_vdsr_savedmodel_is_the_public_vdsr(shared_dir):
     out = tf.saved_model.load(str(committed)).signatures["luminance"](bicubic_y=tf.constant(y))["final"]
     np.testing.assert_allclose(out.numpy(), model(y, training=False).numpy(), rtol=0, atol=1e-5)
     assert read_metadata(committed)["receptive_radius"] == model.receptive_radius == 20
+
+
+@pytest.fixture(scope="module")
+def tiled(exported, tmp_path_factory):
+    """The same model exported with 7-pixel tiles: every test image spans many tiles, borders included."""
+    model = exported[0]
+    path = export_saved_model(model, tmp_path_factory.mktemp("tiled"), "tiny", tile=7)
+    return model, tf.saved_model.load(str(path))
+
+
+def test_tiled_graph_gives_the_untiled_pixels(tiled):
+    model, loaded = tiled
+    rgb = np.stack([random_rgb(13, 19, seed=5), random_rgb(13, 19, seed=6)])
+    out = loaded.signatures["serving_default"](images=tf.constant(rgb), scale=tf.constant(2.5))["images"].numpy()
+    assert out.shape == (2, 33, 48, 3)
+    for result, image in zip(out, rgb):
+        assert_same_image(result, reference_upscale(model, image, 2.5))
+    encoded = [tf.io.encode_png(image).numpy() for image in (rgb[0], rgb[1][:9, :16])]
+    pngs = loaded.signatures["upscale_encoded"](image_bytes=tf.constant(encoded), scale=tf.constant(3.0))
+    for png, image in zip(pngs["png_bytes"].numpy(), (rgb[0], rgb[1][:9, :16])):
+        assert_same_image(tf.io.decode_png(png).numpy(), reference_upscale(model, image, 3.0))
+
+
+def test_tiled_luminance_reproduces_the_keras_model(tiled):
+    model, loaded = tiled
+    y = np.random.default_rng(1).uniform(size=(2, 23, 30, 1)).astype(np.float32)
+    out = loaded.signatures["luminance"](bicubic_y=tf.constant(y))["final"].numpy()
+    np.testing.assert_allclose(out, model(y, training=False)[-1].numpy(), rtol=0, atol=1e-5)
+
+
+def test_luminance_is_within_the_pixel_budget(exported):
+    loaded = exported[3]
+    # Shapes only: a [1, 1, 32769, 1] plane is over the side limit without being large.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="over the input limit"):
+        loaded.signatures["luminance"](bicubic_y=tf.zeros([1, 1, 32769, 1]))
+
+
+@pytest.mark.parametrize("tile", [0, 1025, 2.5])
+def test_export_tile_is_bounded(exported, tmp_path, tile):
+    with pytest.raises(ValueError, match="from 1 to 1024"):
+        export_saved_model(exported[0], tmp_path, "tiny", tile=tile)

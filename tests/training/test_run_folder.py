@@ -1,0 +1,142 @@
+"""A run folder is owned: no clobbering without state.json, one trainer at a time, no temporary
+survivors, no damaged or non-finite checkpoint resumed (issue 23, point 5)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests import training_helpers as helpers
+from training import checkpointing, train_lib
+from training.checkpointing import RunFolderError
+from tests.training.test_train_run import tiny_config
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A folder holding one whole run of 1 epoch (its files are copied by the tests that damage them)."""
+    model_dir = tmp_path_factory.mktemp("run")
+    train_lib.run(tiny_config(model_dir))
+    return model_dir
+
+
+def copy_run(source, target):
+    target.mkdir()
+    for path in source.iterdir():
+        if path.is_file() and path.name != checkpointing.LOCK_FILE:
+            (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+def test_a_run_without_state_json_is_refused_and_kept(finished_run, tmp_path):
+    model_dir = copy_run(finished_run, tmp_path / "run")
+    (model_dir / "state.json").unlink()
+    before = {p.name: p.read_bytes() for p in model_dir.iterdir()}
+
+    with pytest.raises(RunFolderError, match=r"but no state.json, so it cannot be resumed; rerun with --restart"):
+        train_lib.run(tiny_config(model_dir, epochs=2))
+
+    assert {p.name: p.read_bytes() for p in model_dir.iterdir() if p.name != ".lock"} == before
+
+
+def test_restart_sets_the_old_run_aside_and_starts_at_step_0(finished_run, tmp_path):
+    model_dir = copy_run(finished_run, tmp_path / "run")
+    (model_dir / "state.json").unlink()
+    old = sorted(p.name for p in model_dir.iterdir() if p.name != ".lock")
+
+    summary, _ = train_lib.run(tiny_config(model_dir), restart=True)
+
+    assert summary["step"] == 3
+    assert sorted(p.name for p in (model_dir / "previous-1").iterdir()) == old
+    rows = (model_dir / "training_log.csv").read_text().splitlines()
+    assert len(rows) == 2  # header and this run's one epoch, not appended to the old log
+
+
+def test_a_second_trainer_is_refused_naming_the_holder(tmp_path):
+    model_dir = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom training import checkpointing\n"
+         f"with checkpointing.owned_run({str(model_dir)!r}):\n    print('held', flush=True)\n    sys.stdin.readline()"],
+        cwd=helpers.REPO_ROOT, env=helpers.python_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunFolderError, match=rf"is in use by another trainer \(pid {holder.pid}\)"):
+            train_lib.run(tiny_config(model_dir))
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert not (model_dir / "state.json").exists()
+    # The holder has ended: its lock file stays, but the lock went with the process.
+    with checkpointing.owned_run(model_dir):
+        assert (model_dir / ".lock").read_text() == f"{os.getpid()}\n"
+
+
+def test_temporary_files_of_a_killed_writer_are_swept(tmp_path):
+    leftover = tmp_path / ".tmp-0123abcd-ckpt-s000000002.weights.h5"
+    leftover.write_bytes(b"partial")
+    with checkpointing.owned_run(tmp_path):
+        assert not leftover.exists()
+
+
+def test_a_non_finite_checkpoint_is_not_resumed(finished_run, tmp_path):
+    model_dir = copy_run(finished_run, tmp_path / "run")
+    state = json.loads((model_dir / "state.json").read_text())
+    model = train_lib.build_and_compile(tiny_config(model_dir))
+    checkpointing.restore(model, model_dir)
+    model.trainable_variables[0].assign(np.full(model.trainable_variables[0].shape, np.nan, np.float32))
+    model.save_weights(str(model_dir / state["weights"]))
+
+    with pytest.raises(RunFolderError, match=rf"{state['weights']}: the checkpoint holds NaN or infinite weights"
+                                             r".*--restart"):
+        train_lib.run(tiny_config(model_dir, epochs=2))
+
+
+def test_a_truncated_checkpoint_is_named_with_the_fix(finished_run, tmp_path):
+    model_dir = copy_run(finished_run, tmp_path / "run")
+    weights = model_dir / json.loads((model_dir / "state.json").read_text())["weights"]
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+    result = helpers.run_main(helpers.tiny_flags(model_dir, epochs=3, steps_per_epoch=3), timeout=300)
+
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {weights}: cannot be read as this run's checkpoint")
+    assert "damaged or truncated" in last and "--restart" in last
+    assert "Traceback" not in result.stderr
+
+
+SLOW_CHECKPOINT = """
+import sys
+import keras
+from training import entry, main
+save = keras.Model.save_weights
+def save_and_wait(self, path, *args, **kwargs):
+    save(self, path, *args, **kwargs)
+    print("writing", path, flush=True)
+    sys.stdin.readline()  # until SIGTERM
+keras.Model.save_weights = save_and_wait
+sys.argv = ["training.main", *sys.argv[1:]]
+entry.run(main.main, "training.main", interrupted="rerun to resume")
+"""
+
+
+def test_sigterm_during_a_checkpoint_write_leaves_no_temporary_file(tmp_path):
+    model_dir = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-c", SLOW_CHECKPOINT, *helpers.tiny_flags(model_dir)],
+                             cwd=helpers.REPO_ROOT, env=helpers.python_env(), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = child.stdout.readline()
+    while line and not line.startswith("writing "):
+        line = child.stdout.readline()
+    temporary = line.split(" ", 1)[1].strip()
+    assert os.path.basename(temporary).startswith(".tmp-") and os.path.exists(temporary)
+
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=120)
+
+    assert child.returncode == 143
+    assert stderr.strip().splitlines()[-1] == "training.main: interrupted by SIGTERM; rerun to resume"
+    assert not [p for p in model_dir.iterdir() if p.name.startswith(".tmp-")]
