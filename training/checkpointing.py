@@ -251,3 +251,58 @@ def restore(model, model_dir, steps_per_epoch=None):
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return state
+
+
+# What a run folder carries besides its weights; seed_run copies them from a run.
+RUN_FILES = (CONFIG_FILE, "flags.txt", "training_log.csv")
+_PROGRESS_KEYS = ("seconds", "last_epoch_seconds", "budget_decay_step")
+
+
+def seed_run(model_dir, source):
+    """Starts run folder `model_dir` from `source`'s model weights, without optimizer state.
+
+    `source`: a `.keras` file (its model.weights.h5; the run starts at step 0)
+    or a run folder (its latest checkpoint; step, seconds and the budget's
+    decay step, config.json and the logs are kept, so the run goes on where it
+    stopped). The optimizer's moments are left out: a lent GPU host receives
+    at most 64 MiB, and a full CMSC's Adam moments alone are 34 MB. Training
+    then restores the weights and starts the optimizer afresh (`restore` says
+    so in one line). Returns the state written.
+    """
+    import io
+    import shutil
+    import zipfile
+
+    import h5py
+
+    model_dir, source = pathlib.Path(model_dir), pathlib.Path(source)
+    if read_state(model_dir) is not None:
+        raise ValueError(f"{model_dir} already holds a run; seed an empty folder")
+    if source.suffix == ".keras":
+        try:
+            with zipfile.ZipFile(source) as archive:  # read whole: h5py seeks, a deflated member seeks slowly
+                weights = io.BytesIO(archive.read("model.weights.h5"))
+        except (OSError, KeyError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{source} is not a Keras model file ({error})") from None
+        state, extra = {"step": 0}, {"seeded_from": str(source)}
+    else:
+        state = read_state(source)
+        if state is None:
+            raise ValueError(f"{source} is neither a .keras file nor a run folder with a {STATE_FILE}")
+        weights = open(source / state["weights"], "rb")
+        extra = {key: state[key] for key in _PROGRESS_KEYS if key in state}
+        extra["seeded_from"] = str(source / state["weights"])
+    model_dir.mkdir(parents=True, exist_ok=True)
+    name = checkpoint_name(state["step"])
+    with weights, h5py.File(weights, "r") as read, atomic.atomic_path(model_dir / name) as temporary:
+        with h5py.File(temporary, "w") as write:
+            for key in read:
+                if key != "optimizer":
+                    read.copy(read[key], write, name=key)
+    if source.is_dir():
+        for file_name in RUN_FILES:
+            if (source / file_name).exists():
+                shutil.copyfile(source / file_name, model_dir / file_name)
+    new_state = {**extra, "step": int(state["step"]), "weights": name}
+    atomic.write_text(model_dir / STATE_FILE, json.dumps(new_state, indent=1) + "\n")
+    return new_state

@@ -39,9 +39,9 @@ class Distribution:
             from training.data.tf_dataset import training_dataset
 
             return training_dataset(source, first_step, last_step)
-        from training.data.source import batches
+        from training.data.source import batches, prefetched
 
-        return batches(source, first_step, last_step)
+        return prefetched(batches(source, first_step, last_step))
 
 
 def make(name, tpu="", batch_size=None):

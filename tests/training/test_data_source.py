@@ -183,3 +183,28 @@ def test_tf_data_feed_gives_the_generators_batches_pair_for_pair(mode):
         assert len(got) == len(want) == 3
         for a, b in zip(got, want):
             np.testing.assert_array_equal(a, b)
+
+
+def test_prefetched_keeps_the_order_raises_where_the_source_fails_and_ends_when_closed():
+    import threading
+
+    from training.data.source import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("bad image")
+
+    stream = prefetched(failing())
+    assert next(stream) == 1
+    with pytest.raises(ValueError, match="bad image"):
+        next(stream)
+
+    # A consumer that stops early (Keras's fit at the epoch's last step): the producer, blocked on
+    # the full queue of an endless source, ends instead of waiting for ever.
+    before = threading.active_count()
+    endless = prefetched(itertools.count(), depth=2)
+    assert [next(endless) for _ in range(5)] == [0, 1, 2, 3, 4]
+    endless.close()
+    assert threading.active_count() == before

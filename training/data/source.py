@@ -29,6 +29,7 @@ starts from: a resumed run, a run on another backend, and the tf.data feed
 all see the same batches.
 """
 
+import queue
 import threading
 
 import numpy as np
@@ -204,3 +205,48 @@ def batches(source, first_step, last_step=None):
     while last_step is None or step < last_step:
         yield source.batch(step)
         step += 1
+
+
+def prefetched(items, depth=2):
+    """The items of iterator `items`, made up to `depth` ahead by a thread of their own.
+
+    Keras's JAX trainer reads each step's loss (the NaN guard) before it asks
+    for the next batch, so a batch made on demand waits for the step and the
+    accelerator waits for the batch (25 ms for 512 pairs on the 2-core CPU);
+    made ahead, NumPy's work overlaps the step. The order stays the iterator's.
+    """
+    made = queue.Queue(maxsize=depth)
+    closed = threading.Event()
+    end = object()
+
+    def produce():
+        try:
+            for item in items:
+                made.put((item, None))
+                if closed.is_set():
+                    return
+        except Exception as error:  # raised to the consumer, at the item where it happened
+            made.put((end, error))
+            return
+        made.put((end, None))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = made.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        # A consumer that stops early: empty the queue, so that a producer
+        # blocked on it puts its item, sees `closed` and ends.
+        closed.set()
+        while True:
+            try:
+                made.get_nowait()
+            except queue.Empty:
+                break
+        thread.join()
