@@ -17,9 +17,6 @@ weights file.
 The weights file is Keras's `save_weights` file: the model's variables and the
 optimizer's (iterations, learning rate, momenta), by name, in HDF5, so a run
 saved on one backend resumes on another with its optimizer state.
-
-State files of the two earlier trainers (`{"epoch", "step"}` counted within an
-epoch, or `"steps_done"`) are read as the global step they stand for.
 """
 
 import contextlib
@@ -65,20 +62,7 @@ def checkpoint_name(step, epoch=None):
             else f"ckpt-s{step:09d}.weights.h5")
 
 
-def global_step(state, steps_per_epoch=None):
-    """The global step of a state dict, also of the earlier trainers' state files."""
-    if "epoch" not in state:
-        return int(state["step"])
-    if "steps_done" in state:
-        return int(state["steps_done"])
-    # The epoch length the state was counted in: its own, else the run's.
-    steps_per_epoch = state.get("steps_per_epoch") or steps_per_epoch
-    if not steps_per_epoch:
-        raise ValueError("this state.json counts steps per epoch; the steps per epoch are unknown")
-    return int(state["epoch"]) * int(steps_per_epoch) + int(state["step"])
-
-
-def read_state(model_dir, steps_per_epoch=None):
+def read_state(model_dir):
     """The saved state ({"step": global step, "weights": file, ...}), or None when there is none."""
     path = pathlib.Path(model_dir) / STATE_FILE
     if not path.exists():
@@ -92,14 +76,6 @@ def read_state(model_dir, steps_per_epoch=None):
         raise FileNotFoundError(
             f"{path} names {weights}, which is missing; the run directory "
             "was modified by hand. Delete state.json to start over.")
-    if "epoch" in state:
-        if state.get("budget_decay_epoch") is not None and state.get("steps_done") and state["epoch"]:
-            # jax_main counted it in epochs of its own length (steps done / epochs done).
-            epoch_length = int(state["steps_done"]) // int(state["epoch"])
-            state["budget_decay_step"] = int(state.pop("budget_decay_epoch")) * epoch_length
-        state["step"] = global_step(state, steps_per_epoch)
-        for key in ("epoch", "steps_done"):
-            state.pop(key, None)
     return state
 
 
@@ -226,13 +202,13 @@ def _load_checked(model, path):
             "Restore an intact copy, or " + RESTART_HINT.format(folder=path.parent))
 
 
-def restore(model, model_dir, steps_per_epoch=None):
+def restore(model, model_dir):
     """Loads the latest state into `model` and its optimizer; returns the state or None.
 
     The model must be compiled (so that the optimizer exists); its variables
     are created here before the weights are loaded.
     """
-    state = read_state(model_dir, steps_per_epoch)
+    state = read_state(model_dir)
     if state is None:
         return None
     if model.optimizer is not None and not model.optimizer.built:
@@ -243,9 +219,9 @@ def restore(model, model_dir, steps_per_epoch=None):
         _load_checked(model, path)
     for warning in caught:
         if "optimizer" in str(warning.message):
-            # A checkpoint of another optimizer setup (another optimizer, or the
-            # earlier trainer's schedule without a learning-rate variable): the
-            # weights are restored, the moments are not. Said in one line.
+            # A checkpoint of another optimizer setup (another optimizer, or a
+            # model's weights alone, as a seeded run starts): the weights are
+            # restored, the moments are not. Said in one line.
             print(f"note: {path.name}: optimizer state not restored, the optimizer starts afresh "
                   f"({warning.message})", flush=True)
         else:

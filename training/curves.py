@@ -12,10 +12,8 @@ import re
 from cmsc_tf.io import atomic
 
 
-# Where a run's per-epoch metrics are: the trainer's log, then the log of the
-# evaluator that once ran beside a trainer without validation (it is kept in
-# checkpoints/cmsc_compact_phase3/, phase 3 of the shipped model's curve).
-LOG_FILES = ("training_log.csv", "sidecar_log.csv")
+# A run's log: a row per report point (step, epoch, seconds, every value).
+LOG_FILE = "training_log.csv"
 
 
 def append_row(path, row):
@@ -50,36 +48,17 @@ def read_curve(model_dir, metric, x="step"):
     """[(step, value)] of `metric` after each epoch (or scored checkpoint) of the run in `model_dir`;
     `x` names another column of the log to pair the values with instead (e.g. "seconds").
 
-    The metric is read from the run's `training_log.csv`, or, where that has
-    no such column, from its `sidecar_log.csv`. The step is the log's `step`
-    column where it has one (every log of training.main now), else, in logs of
-    the earlier trainer, (epoch + 1) x steps per epoch.
+    The metric and the step are read from the run's `training_log.csv`.
     """
     model_dir = pathlib.Path(model_dir)
-    logs = {name: read_rows(model_dir / name) for name in LOG_FILES if (model_dir / name).is_file()}
-    config = model_dir / "config.json"
-    if not logs or not config.is_file():
-        raise FileNotFoundError(f"{model_dir}: not a training run folder (needs config.json and "
-                                f"{' or '.join(LOG_FILES)})")
-    found = [(name, rows) for name, rows in logs.items() if not rows or metric in rows[0]]
-    if not found:
-        columns = sorted({c for rows in logs.values() for c in rows[0]})
-        raise ValueError(f"{model_dir}: no column {metric!r} in {', '.join(logs)}; columns: {', '.join(columns)}")
-    _, rows = found[0]
+    log, config = model_dir / LOG_FILE, model_dir / "config.json"
+    if not log.is_file() or not config.is_file():
+        raise FileNotFoundError(f"{model_dir}: not a training run folder (needs config.json and {LOG_FILE})")
+    rows = read_rows(log)
+    if rows and metric not in rows[0]:
+        raise ValueError(f"{model_dir}: no column {metric!r} in {LOG_FILE}; columns: {', '.join(sorted(rows[0]))}")
     rows = [row for row in rows if row.get(metric)]  # a cell is empty where an epoch lacked the column
-    if x != "step":
-        return [(float(row[x]), float(row[metric])) for row in rows]
-    if all(row.get("step") for row in rows):
-        return [(int(row["step"]), float(row[metric])) for row in rows]
-    # The earlier tf.data trainer logged no step: its state.json holds the resolved
-    # epoch length (config.json says 0 for "one paper epoch"), its epochs count from 0.
-    state = model_dir / "state.json"
-    steps_per_epoch = json.loads(state.read_text()).get("steps_per_epoch") if state.is_file() else None
-    steps_per_epoch = steps_per_epoch or json.loads(config.read_text()).get("steps_per_epoch")
-    if not steps_per_epoch:
-        raise ValueError(f"{model_dir}: the steps per epoch are unknown (no state.json yet)")
-    return [(int(row["step"]) if row.get("step") else (int(row["epoch"]) + 1) * steps_per_epoch,
-             float(row[metric])) for row in rows]
+    return [(float(row[x]) if x != "step" else int(row[x]), float(row[metric])) for row in rows]
 
 
 # Display names of validation sets (config.json's val_set) for axis labels.

@@ -8,10 +8,8 @@ Usage (from the repository root):
         --metric=val_psnr_x2,val_psnr_x3,val_psnr_x4 --out=docs/compact_curve.png
 
 Each run folder is a `--model_dir` of `training.main`: its `training_log.csv`
-(or, for a column it lacks, a `sidecar_log.csv` of the shipped phase-3 run)
-gives the metric per epoch, and its step column or
-`state.json` the step, so the x axis is the training step (equal-budget
-comparisons line up).
+gives the metric and the global step of every report point, so the x axis is
+the training step (equal-budget comparisons line up).
 """
 
 from absl import app, flags
@@ -22,7 +20,7 @@ from training.curves import column_label, plot, read_curve, run_val_set
 FLAGS = flags.FLAGS
 
 flags.DEFINE_list("runs", [], "label=model_dir pairs.")
-flags.DEFINE_list("metric", ["val_psnr_x2"], "Columns of training_log.csv (or sidecar_log.csv) to plot (one line per run and column).")
+flags.DEFINE_list("metric", ["val_psnr_x2"], "Columns of training_log.csv to plot (one line per run and column).")
 flags.DEFINE_string("title", "", "Figure title.")
 flags.DEFINE_bool("log_y", False, "Logarithmic y axis (losses that spike).")
 flags.DEFINE_string("out", "curves.png", "PNG file to write.")

@@ -241,7 +241,7 @@ def _run(config, flags_text, clock):
 
     with dist.scope():
         model = build_and_compile(config, dist.num_replicas)
-        state = checkpointing.restore(model, model_dir, steps_per_epoch) or {"step": 0}
+        state = checkpointing.restore(model, model_dir) or {"step": 0}
         progress = cb.Progress(step=state["step"], seconds=float(state.get("seconds", 0.0)),
                                last_epoch_seconds=float(state.get("last_epoch_seconds", 0.0)),
                                budget_decay_step=state.get("budget_decay_step"))

@@ -10,7 +10,8 @@ from training import curves
 def make_run(folder, steps_per_epoch, values):
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"steps_per_epoch": steps_per_epoch}))
-    rows = ["epoch,loss,val_psnr_x2"] + [f"{e},1.0,{v}" for e, v in enumerate(values)]
+    rows = ["step,epoch,loss,val_psnr_x2"] + [f"{(e + 1) * steps_per_epoch},{e + 1},1.0,{v}"
+                                              for e, v in enumerate(values)]
     (folder / "training_log.csv").write_text("\n".join(rows) + "\n")
     return folder
 
@@ -43,7 +44,7 @@ def test_command_draws_several_columns_and_names_a_missing_one(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"steps_per_epoch": 10}))
-    (run / "training_log.csv").write_text("epoch,val_psnr_x2,val_psnr_x3\n0,33.0,30.0\n1,34.0,31.0\n")
+    (run / "training_log.csv").write_text("step,epoch,val_psnr_x2,val_psnr_x3\n10,1,33.0,30.0\n20,2,34.0,31.0\n")
     out = tmp_path / "c.png"
 
     def plot(metric):

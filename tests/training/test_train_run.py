@@ -314,21 +314,6 @@ def test_a_model_dir_that_cannot_be_created_is_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_state_files_of_the_earlier_trainers_resume_at_their_global_step(tmp_path):
-    """training.main's {"epoch", "step" within it} counted in its own epoch length (not the
-    resuming run's), and jax_main's "steps_done" with its budget decay epoch."""
-    (tmp_path / "ckpt-e0008-s000100.weights.h5").write_text("")
-    (tmp_path / "state.json").write_text(json.dumps(
-        {"epoch": 8, "step": 100, "weights": "ckpt-e0008-s000100.weights.h5", "steps_per_epoch": 500}))
-    assert checkpointing.read_state(tmp_path, steps_per_epoch=250)["step"] == 8 * 500 + 100
-    (tmp_path / "state.json").write_text(json.dumps(
-        {"epoch": 62, "step": 0, "steps_done": 15500, "budget_decay_epoch": 57,
-         "weights": "ckpt-e0008-s000100.weights.h5"}))
-    state = checkpointing.read_state(tmp_path, steps_per_epoch=100)
-    assert state["step"] == 15500 and state["budget_decay_step"] == 57 * 250
-    assert "epoch" not in state and "budget_decay_epoch" not in state
-
-
 def _model_arrays(model_dir, config):
     model = train_lib.build_and_compile(config)
     checkpointing.restore(model, model_dir)
