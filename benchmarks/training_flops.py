@@ -3,11 +3,12 @@
 Usage (from the repository root; any Keras backend):
 
     python benchmarks/training_flops.py                                   # compact CMSC, batch 32 and 64, XLA or not
+    python benchmarks/training_flops.py --settings=32,32b,32bx            # float32 against mixed bfloat16
     python benchmarks/training_flops.py --model_overrides= --settings=32  # the paper's full CMSC
     KERAS_BACKEND=jax python benchmarks/training_flops.py --settings=32,64
 
-Each setting (`--settings`: batch size, `x` suffix for XLA on TensorFlow,
-e.g. `32,32x,64`) is the trainer's own model, loss and optimizer
+Each setting (`--settings`: batch size, then `b` for the mixed_bfloat16
+policy and `x` for XLA on TensorFlow, e.g. `32,32x,32b,64`) is the trainer's own model, loss and optimizer
 (`training.train_lib.build_and_compile`, the paper's SGD with clipping)
 calling `train_on_batch` on one fixed batch of 41x41 pairs: the compute
 alone, no input cost (benchmarks/training_pipeline.py measures the feeds).
@@ -26,7 +27,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("model_overrides", ["num_features=32", "num_stages=2", "num_modules=2"],
                   "key=value overrides of the cmsc variant (default: the shipped compact CMSC's shape; "
                   "empty: the paper's full CMSC).")
-flags.DEFINE_list("settings", ["32", "32x", "64"], "Batch sizes to time, an x suffix for XLA (TensorFlow).")
+flags.DEFINE_list("settings", ["32", "32x", "64"], "Batch sizes to time, a b suffix for the mixed_bfloat16 "
+                  "policy, an x suffix for XLA (TensorFlow).")
 flags.DEFINE_integer("patch_size", 41, "Pair size (the paper's 41).")
 flags.DEFINE_integer("steps", 3, "Timed steps per setting and round.")
 flags.DEFINE_integer("rounds", 3, "Rounds (best of).")
@@ -71,6 +73,7 @@ def main(argv):
     import keras
     import numpy as np
 
+    from cmsc_tf.models.dtype_policy import dtype_policy
     from training import train_lib
     from training.config import TrainConfig
     from training.flag_values import parse_overrides
@@ -79,9 +82,12 @@ def main(argv):
     rng = np.random.default_rng(0)
     runs = []
     for setting in FLAGS.settings:
-        batch, xla = int(setting.rstrip("x")), setting.endswith("x")
-        config = TrainConfig(model_overrides=overrides, batch_size=batch, xla=xla, patch_size=FLAGS.patch_size)
-        model = train_lib.build_and_compile(config)
+        batch, xla, bf16 = int(setting.rstrip("bx")), "x" in setting, "b" in setting
+        precision = "mixed_bfloat16" if bf16 else "float32"
+        config = TrainConfig(model_overrides=overrides, batch_size=batch, xla=xla, patch_size=FLAGS.patch_size,
+                             precision=precision)
+        with dtype_policy(precision):  # as train_lib.run builds the model
+            model = train_lib.build_and_compile(config)
         shape = (batch, FLAGS.patch_size, FLAGS.patch_size, 1)
         x, y = rng.random(shape, np.float32), rng.random(shape, np.float32)
         model.train_on_batch(x, y)  # traces / compiles
@@ -104,7 +110,7 @@ def main(argv):
     print("| --- | --- | --- | --- | --- |")
     for setting, batch, *_ in runs:
         rate = batch * flops_per_pair / step_s[setting] / 1e9
-        label = f"batch {batch}" + (", XLA" if setting.endswith("x") else "")
+        label = f"batch {batch}" + (", mixed bf16" if "b" in setting else "") + (", XLA" if "x" in setting else "")
         print(f"| {label} | {step_s[setting]:.3f} | {batch / step_s[setting]:.1f} | {rate:.1f} | "
               f"{rate / matmul_rate:.2f} |")
 

@@ -9,6 +9,7 @@ import keras
 
 import cmsc_tf  # noqa: F401  (registers the layers that load_model reads)
 from cmsc_tf.io import atomic
+from cmsc_tf.models.dtype_policy import dtype_policy
 from training import checkpointing
 
 # tflite_<variant>: the bare network (bicubic luminance -> final), for Upscaler / cmsc-upscale;
@@ -27,13 +28,9 @@ def inference_copy(model):
 
     Leaves the training optimizer and any mixed-precision policy out of the exported files.
     """
-    policy = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy("float32")
-    try:
+    with dtype_policy("float32"):
         # Synchronized BN only matters in training; the copy runs anywhere.
         copy = model.__class__.from_config({**model.get_config(), "sync_batch_norm": False})
-    finally:
-        keras.mixed_precision.set_dtype_policy(policy)
     copy.set_weights(model.get_weights())
     return copy
 

@@ -21,6 +21,7 @@ from absl import logging
 
 import cmsc_tf
 from cmsc_tf.eval import protocol
+from cmsc_tf.models.dtype_policy import dtype_policy
 from cmsc_tf.io import atomic, image_sets
 from cmsc_tf.numerics.degradation import degrade
 from training import callbacks as cb
@@ -196,14 +197,8 @@ def run(config, flags_text=None, clock=None, restart=False):
     """
     config.validate()
     clock = clock or CLOCKS[config.budget_clock]
-    # The dtype policy is process-global in Keras: set it for this run only.
-    previous_policy = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(config.precision)
-    try:
-        with _owned(config, restart):
-            return _run(config, flags_text, clock)
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous_policy)
+    with dtype_policy(config.precision), _owned(config, restart):
+        return _run(config, flags_text, clock)
 
 
 def _owned(config, restart):
