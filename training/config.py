@@ -33,7 +33,7 @@ class TrainConfig:
         {}, "Constructor overrides of the variant as key=value, e.g. "
         "num_features=32,num_stages=2,reconstruction_initializer=zeros.",
         parse=lambda name, items: parse_overrides(items))
-    synchronized_bn: bool = setting(False, "Batch-norm statistics over the global batch of all replicas "
+    sync_batch_norm: bool = setting(False, "Batch-norm statistics over the global batch of all replicas "
                                            "(tf.distribute; keras.distribution on JAX always does this).")
     # Data.
     data_dir: str = setting("", "Datasets folder (layout of shared/datasets); default: $CMSC_DATA_DIR. "

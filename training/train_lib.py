@@ -65,7 +65,7 @@ def centre_crop(image, size):
 def build_and_compile(config, replicas=1):
     """Model + optimizer + the loss of Eq. 8; call inside the distribution's scope."""
     overrides = dict(config.model_overrides)
-    if config.synchronized_bn and keras.backend.backend() == "tensorflow":
+    if config.sync_batch_norm and keras.backend.backend() == "tensorflow":
         overrides["sync_batch_norm"] = True  # (keras.distribution on JAX computes global statistics)
     model = cmsc_tf.build_model(config.variant, **overrides)
     loss = cmsc_tf.cascade_loss(model, pixel_reduction=config.loss_pixel_reduction, norm=config.loss_norm)

@@ -51,7 +51,7 @@ def test_mirrored_two_replicas_equal_one_device_with_the_same_global_batch(tmp_p
     """
     # A small learning rate: the loss sums over pixels, and at large steps float
     # rounding differences of the two summation orders grow chaotically.
-    common = dict(synchronized_bn=True, optimizer="sgd", learning_rate=1e-5, clip="value", clip_threshold=0.4,
+    common = dict(sync_batch_norm=True, optimizer="sgd", learning_rate=1e-5, clip="value", clip_threshold=0.4,
                   weight_decay=1e-4, epochs=1, steps_per_epoch=4, batch_size=8,
                   checkpoint_every_steps=0)
     single = _run_worker(tmp_path / "single.npz", helpers.tiny_flags(
@@ -79,7 +79,7 @@ def test_two_process_multi_worker_run_trains_and_workers_agree(tmp_path):
         env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         # Synchronized BN: otherwise each worker keeps moving statistics of its own shard.
         flags = helpers.tiny_flags(tmp_path / "run", strategy="multi_worker",
-                                   synchronized_bn=True, epochs=1, steps_per_epoch=3,
+                                   sync_batch_norm=True, epochs=1, steps_per_epoch=3,
                                    batch_size=8, checkpoint_every_steps=0)
         processes.append(_run_worker(tmp_path / f"worker{index}.npz", flags, env=env))
     outputs = _finish(processes, timeout=240)
