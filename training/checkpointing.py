@@ -99,10 +99,15 @@ def save(model, model_dir, step, epoch=None, keep_epoch_checkpoints=True, **extr
     return state
 
 
+def model_of_run(model_dir):
+    """(model, config): the run's model built afresh from its config.json (variant and overrides)."""
+    config = json.loads((pathlib.Path(model_dir) / CONFIG_FILE).read_text())
+    return cmsc_tf.build_model(config["variant"], **config["model_overrides"]), config
+
+
 def build_from_run(model_dir, weights_path):
     """(model, config): the run's model rebuilt from its config.json, with `weights_path` loaded."""
-    config = json.loads((pathlib.Path(model_dir) / CONFIG_FILE).read_text())
-    model = cmsc_tf.build_model(config["variant"], **config["model_overrides"])
+    model, config = model_of_run(model_dir)
     model.load_weights(str(weights_path))
     return model, config
 

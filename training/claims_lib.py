@@ -93,10 +93,9 @@ def build_arm(arm):
 
 def run_parameters(model_dir):
     """The parameter count of the model a run trained (its config.json's variant and overrides)."""
-    from cmsc_tf import build_model
+    from training.checkpointing import model_of_run
 
-    config = json.loads((pathlib.Path(model_dir) / "config.json").read_text())
-    return build_model(config["variant"], **config["model_overrides"]).count_params()
+    return model_of_run(model_dir)[0].count_params()
 
 
 def read_log(model_dir):
