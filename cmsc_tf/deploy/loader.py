@@ -36,17 +36,18 @@ command line and the notebooks use when none is given.
 import contextlib
 import os
 import pathlib
+import sys
 import zipfile
 import zlib
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from cmsc_tf.deploy import saved_model, tflite
-from cmsc_tf.eval.protocol import to_image
+# NumPy and LiteRT only at import: a .tflite model (every preset's default)
+# loads and runs without TensorFlow or Keras, whose import costs seconds
+# (docs/deployment.md, cold start). They are imported where a Keras model,
+# a .keras file or a SavedModel needs them.
+from cmsc_tf.deploy import tflite
 from cmsc_tf.models import presets
-from cmsc_tf.models.model import final_output
 
 # The default model, a preset name (docs/deployment.md): the compact CMSC
 # trained on the 291 images (docs/results.md).
@@ -120,6 +121,8 @@ def available_model_path(root=None):
 @contextlib.contextmanager
 def _dtype_policy(name):
     """Builds layers under Keras dtype policy ``name`` and restores the previous one."""
+    import keras
+
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)
     try:
@@ -137,6 +140,10 @@ def _rebuild(model_class, config, weights, policy):
 
 def _keras_network(model, precision):
     """A NumPy ``[H, W, 1] -> [H, W, 1]`` function running ``model`` at ``precision``."""
+    import tensorflow as tf
+
+    from cmsc_tf.models.model import final_output
+
     policy = PRECISIONS[precision]
     if policy is not None:
         model = _rebuild(type(model), model.get_config(), model.get_weights(), policy)
@@ -170,6 +177,12 @@ def _fast_network(model):
 
 
 def _saved_model_network(path, precision):
+    import keras
+    import tensorflow as tf
+
+    from cmsc_tf.deploy import saved_model
+    from cmsc_tf.models.model import final_output
+
     path = saved_model.resolve_saved_model_dir(path)
     metadata = saved_model.read_metadata(path)
     loaded = tf.saved_model.load(str(path))
@@ -202,10 +215,42 @@ def _load_keras_file(path):
     open(path, "rb").close()  # unreadable: PermissionError, which is_zipfile would hide
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path}: not a valid .keras file (not a zip archive: truncated or corrupt)")
+    import keras
+
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:  # OSError: h5py's damaged weights
         raise ValueError(f"{path}: not a valid .keras file ({error})") from None
+
+
+def _is_keras_model(model):
+    # A Keras model exists only once Keras is imported: no need to import it to ask.
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.Model)
+
+
+def model_path(model, precision="float32"):
+    """The file or folder :func:`load_network` reads for ``model`` (a preset name or a path) at ``precision``.
+
+    A preset runs its dynamic-int8 ``.tflite`` at that precision, else its
+    SavedModel. A missing path raises FileNotFoundError naming the presets
+    (a mistyped preset name is the likely cause); nothing heavy is imported.
+    """
+    if precision == FAST_PRECISION and presets.is_preset(model) and _FAST_KIND in presets.PRESETS[model]:
+        model = presets.preset_path(model, _FAST_KIND)
+    try:
+        path = pathlib.Path(os.fspath(presets.resolve(model)))
+    except TypeError:
+        raise TypeError(f"model must be a preset name, a path or a Keras model, got {type(model).__name__}") from None
+    if not path.exists():
+        raise FileNotFoundError(f"model not found: {path} is not a file, a folder or a preset "
+                                f"(the presets: {', '.join(presets.PRESETS)})")
+    return path
+
+
+def needs_tensorflow(model, precision="float32"):
+    """Whether :func:`load_network` imports TensorFlow and Keras for ``model``: all but a ``.tflite`` file."""
+    return _is_keras_model(model) or model_path(model, precision).suffix != ".tflite"
 
 
 def load_network(model, precision="float32"):
@@ -219,15 +264,11 @@ def load_network(model, precision="float32"):
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if isinstance(model, keras.Model):
+    if _is_keras_model(model):
         if precision == FAST_PRECISION:
             return _fast_network(model)
         return _keras_network(model, precision), getattr(model, "receptive_radius", None)
-    if precision == FAST_PRECISION and presets.is_preset(model) and _FAST_KIND in presets.PRESETS[model]:
-        model = presets.preset_path(model, _FAST_KIND)
-    path = pathlib.Path(os.fspath(presets.resolve(model)))
-    if not path.exists():
-        raise FileNotFoundError(f"model not found: {path}")
+    path = model_path(model, precision)
     if path.is_dir():
         return _saved_model_network(path, precision)
     if path.suffix == ".keras":
@@ -250,6 +291,8 @@ def load_network(model, precision="float32"):
 
 
 def _predictor(network):
+    from cmsc_tf.eval.protocol import to_image
+
     def predict(x):
         return to_image(network(np.asarray(x, np.float32)[:, :, None])[None], np.shape(x))
 
