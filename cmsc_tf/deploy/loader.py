@@ -196,13 +196,42 @@ def _saved_model_network(path, precision):
         # Keep the loaded object alive as long as the network.
         network.saved_model = loaded
         return network, radius
-    if not metadata.get("keras_config"):
-        raise ValueError(f"{path}: precision {precision!r} needs a SavedModel written by cmsc_tf.deploy.saved_model")
-    model_class = keras.saving.get_registered_object(metadata["keras_class"])
-    model = _rebuild(model_class, metadata["keras_config"], [v.numpy() for v in loaded.model_weights], "float32")
+    model = _keras_from_saved_model(path, loaded, metadata, f"precision {precision!r}")
     if precision == FAST_PRECISION:
         return _fast_network(model)[0], radius
     return _keras_network(model, precision), radius
+
+
+def _keras_from_saved_model(path, loaded, metadata, purpose):
+    """The Keras model of a SavedModel from ``export_saved_model``: rebuilt from its stored config and variables."""
+    import keras
+
+    if not metadata.get("keras_config"):
+        raise ValueError(f"{path}: {purpose} needs a SavedModel written by cmsc_tf.deploy.saved_model")
+    model_class = keras.saving.get_registered_object(metadata["keras_class"])
+    return _rebuild(model_class, metadata["keras_config"], [v.numpy() for v in loaded.model_weights], "float32")
+
+
+def keras_model(model):
+    """The Keras model of a preset, a ``.keras`` file or a SavedModel from ``export_saved_model`` (float32).
+
+    A preset's ``.keras`` file where it ships one, else its SavedModel
+    rebuilt (``vdsr``); what ``CMSC.from_preset`` returns.
+    """
+    if presets.is_preset(model) and "keras" in presets.PRESETS[model]:
+        model = presets.preset_path(model, "keras")
+    path = model_path(model)
+    if path.suffix == ".keras":
+        return _load_keras_file(path)
+    if not path.is_dir():
+        raise ValueError(f"{path}: no Keras model in it (expected a preset, a .keras file or a SavedModel folder)")
+    import tensorflow as tf
+
+    from cmsc_tf.deploy import saved_model
+
+    path = saved_model.resolve_saved_model_dir(path)
+    return _keras_from_saved_model(path, tf.saved_model.load(str(path)), saved_model.read_metadata(path),
+                                   "a Keras model")
 
 
 def _load_keras_file(path):
