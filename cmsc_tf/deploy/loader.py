@@ -30,7 +30,11 @@ Two views of a loaded model:
   ``bicubic`` baseline is not clipped, as the protocol scores it raw).
 
 :func:`default_model_path` / :func:`available_model_path` name the model the
-command line and the notebooks use when none is given.
+command line and the notebooks use when none is given; :func:`model_path`
+resolves a name or path without loading anything (a missing one is refused
+naming the presets), :func:`needs_tensorflow` says whether loading it
+imports TensorFlow and Keras (all but a ``.tflite``), :func:`keras_model`
+gives the Keras model of a preset, ``.keras`` file or exported SavedModel.
 """
 
 import contextlib
