@@ -31,11 +31,14 @@ SCRIPT = textwrap.dedent("""
     PIL.Image.fromarray(np.arange(16 * 12 * 3, dtype=np.uint8).reshape(16, 12, 3)).save("tiny.png")
     # cmsc-upscale's default model, then a preset by name.
     assert cli.run_cli(["tiny.png", "--scale", "2", "--out", "default"]) == 0
+    assert not {"tensorflow", "keras"} & set(sys.modules), "the default path imported TensorFlow or Keras"
     assert cli.run_cli(["tiny.png", "--scale", "2", "--out", "named", "--model", "vdsr"]) == 0
     for out in ("default", "named"):
         assert PIL.Image.open(f"{out}/tiny_x2.png").size == (24, 32)
     model = cmsc_tf.CMSC.from_preset("cmsc_compact")
     assert model.receptive_radius == 20
+    assert cmsc_tf.CMSC.from_preset("vdsr").receptive_radius == 20  # rebuilt from the packaged SavedModel
+    assert list(cmsc_tf.list_presets()) == ["cmsc_compact", "cmsc_full", "vdsr"]
     print("OK")
 """)
 
