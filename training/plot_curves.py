@@ -16,7 +16,7 @@ comparisons line up).
 
 from absl import app, flags
 
-from training import entry
+from cmsc_tf import entry
 from training.curves import column_label, plot, read_curve, run_val_set
 
 FLAGS = flags.FLAGS

@@ -1,4 +1,4 @@
-"""The absl entry points' output (training/entry.py, cmsc_tf/_quiet.py): one-line usage errors,
+"""The absl entry points' output (cmsc_tf/entry.py, cmsc_tf/_quiet.py): one-line usage errors,
 --help without TensorFlow, no TensorFlow start-up noise unless --tf_log, errors on a line of their own."""
 
 import io
@@ -12,7 +12,7 @@ import pytest
 
 from cmsc_tf import _quiet
 from tests import training_helpers as helpers
-from training import entry
+from cmsc_tf import entry
 
 ENTRY_POINTS = ("training.main", "training.export", "training.evaluate", "training.claims", "training.plot_curves")
 

@@ -1,12 +1,15 @@
-"""What the absl entry points of training/ share: one-line usage errors, quiet start-up, errors on their own line.
+"""What the absl entry points share: one-line usage errors, quiet start-up, errors on their own line.
 
-Each ``python -m training.<script>`` ends with ``entry.run(main, "training.<script>")``
+The installed commands (``cmsc-evaluate``, ``cmsc-export``) and each
+``python -m training.<script>`` of a checkout end with ``entry.run(main, "<program>")``
 instead of ``app.run(main)``:
 
 - a bad command line (an unknown flag, a bad flag value, a missing flag file,
   an ``app.UsageError`` raised by ``main``) is one line on stderr,
   ``training.<script>: error: <message>``, and exit status 2, instead of
   absl's usage text (``--help`` still prints it);
+- a :class:`CommandError` raised by ``main`` (bad input found while working)
+  is one line, ``<program>: error: <message>``, and exit status 1;
 - Ctrl-C is one line, ``training.<script>: interrupted`` (plus the script's
   hint, e.g. how to resume), and exit status 130, instead of a traceback;
 - any message of an error (those lines, ``sys.exit("error: ...")``, a
@@ -31,6 +34,7 @@ flags.DEFINE_bool("tf_log", False, "Show the C++ log lines of TensorFlow, XLA an
                   "start-up notices, 'no CUDA driver' errors), which are hidden by default.")
 
 USAGE_ERROR_CODE = 2
+ERROR_CODE = 1
 INTERRUPTED_CODE = 130  # the shell's code for SIGINT
 
 
@@ -71,6 +75,10 @@ def load(*libraries):
     _quiet.load(*libraries, verbose=FLAGS.tf_log)
 
 
+class CommandError(Exception):
+    """A failure of the command's work (a missing file, a damaged model): one line, exit status 1."""
+
+
 def usage_error(program, message):
     """Exits with ``program: error: message`` on one line and status 2."""
     text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
@@ -80,12 +88,19 @@ def usage_error(program, message):
     sys.exit(USAGE_ERROR_CODE)
 
 
-def run(main, program, interrupted=""):
+def run(main, program, interrupted="", flags_module=None):
     """``app.run(main)`` with the conventions of the module docstring.
 
     ``interrupted``: what to add to the line printed on Ctrl-C (e.g. how to resume).
+    ``flags_module``: the module (or its name) that defines the command's flags,
+    when it is not the main module (an installed command, or a thin
+    ``python -m training.*`` over a library module): ``--help`` lists the
+    main module's key flags only.
     """
     track_lines()
+    if flags_module is not None:
+        for flag in FLAGS.get_key_flags_for_module(flags_module):
+            FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
     def parse_flags(argv):
         try:
@@ -98,6 +113,10 @@ def run(main, program, interrupted=""):
             return main(argv)
         except app.UsageError as error:
             usage_error(program, error)
+        except CommandError as error:
+            fresh_line()
+            print(f"{program}: error: {error}", file=sys.stderr, flush=True)
+            sys.exit(ERROR_CODE)
         except KeyboardInterrupt:
             fresh_line()
             print(f"{program}: interrupted{'; ' + interrupted if interrupted else ''}", file=sys.stderr, flush=True)
