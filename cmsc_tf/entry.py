@@ -22,6 +22,7 @@ instead of ``app.run(main)``:
   errors answer at once.
 """
 
+import os
 import sys
 
 from absl import app, flags
@@ -71,8 +72,18 @@ def fresh_line():
 
 
 def load(*libraries):
-    """Imports ``libraries`` (``cmsc_tf._quiet.load``): quietly, unless ``--tf_log``."""
-    _quiet.load(*libraries, verbose=FLAGS.tf_log)
+    """Imports ``libraries`` (``cmsc_tf._quiet.load``): quietly, unless ``--tf_log``.
+
+    A library that Keras's backend needs and that is not installed
+    (``KERAS_BACKEND=jax`` without JAX) is a usage error: one line, exit 2.
+    """
+    try:
+        _quiet.load(*libraries, verbose=FLAGS.tf_log)
+    except ImportError as error:
+        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        raise app.UsageError(
+            f"cannot import {error.name or 'a library'} ({error}), which KERAS_BACKEND={backend} needs: install it "
+            "(pip install -e '.[jax]' for JAX) or choose another KERAS_BACKEND") from None
 
 
 class CommandError(Exception):

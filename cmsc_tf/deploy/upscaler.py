@@ -33,7 +33,8 @@ Options:
   grown by a halo of ``receptive_radius`` pixels (from exactly the input
   pixels the bicubic taps of that region read), the network on it, the core
   written as uint8 RGB into the output. The result is the untiled one to
-  float precision, and peak memory is the uint8 input and output plus one
+  float precision for a float network (the dynamic-int8 one quantises each
+  crop's activations on their own: within 45 dB of untiled), and peak memory is the uint8 input and output plus one
   tile's float planes and network activations (hundreds of bytes per pixel
   for CMSC), whatever the image (``docs/deployment.md``).
 * ``max_output_pixels``: a tighter output limit than the pixel budget
