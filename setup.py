@@ -60,5 +60,9 @@ setup(
             "jax>=0.10,<0.12",
         ],
     },
-    entry_points={"console_scripts": ["cmsc-upscale = cmsc_tf.deploy.cli:main"]},
+    entry_points={"console_scripts": [
+        "cmsc-upscale = cmsc_tf.deploy.cli:main",
+        "cmsc-evaluate = cmsc_tf.eval.cli:run",
+        "cmsc-export = cmsc_tf.deploy.export_cli:run",
+    ]},
 )

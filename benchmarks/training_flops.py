@@ -19,9 +19,15 @@ pair (forward, and the gradients with respect to inputs and weights), the
 convolutions counted as in benchmarks/inference_flops.py.
 """
 
+import pathlib
+import sys
 import time
 
 from absl import app, flags
+
+# `python benchmarks/<script>.py` puts benchmarks/ on the path, not the repository
+# root that holds training/ (imported in main()).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("model_overrides", ["num_features=32", "num_stages=2", "num_modules=2"],

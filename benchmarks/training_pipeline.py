@@ -26,9 +26,15 @@ compete for the same cores, so the CPU ratio is a lower bound of what a
 GPU host sees.
 """
 
+import pathlib
+import sys
 import time
 
 from absl import app, flags
+
+# `python benchmarks/<script>.py` puts benchmarks/ on the path, not the repository
+# root that holds training/ (imported in main()).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("train_sets", ["skimage_train"], "Training image sets (as training.main's --train_sets).")

@@ -47,19 +47,24 @@ def photograph(size):
     return np.pad(image, ((extra // 2, extra - extra // 2), (extra // 2, extra - extra // 2), (0, 0)), mode="symmetric")
 
 
-def cli_run(path, scale, out_dir, options):
-    """(peak RSS in MB, seconds) of one ``cmsc-upscale`` run in a child process."""
-    command = [sys.executable, "-m", "cmsc_tf.deploy.cli", str(path), "--scale", str(scale), "--out", str(out_dir)]
-    command += options
+def child_run(command, expected_code=0):
+    """(peak RSS in MB, seconds) of ``command`` run as a child process, from its start to its exit."""
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     start = time.perf_counter()
-    child = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # wait4: this child's own rusage (RUSAGE_CHILDREN would be the max over all children).
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(command)} failed with status {status}")
+    if os.waitstatus_to_exitcode(status) != expected_code:
+        raise RuntimeError(f"{' '.join(command)} exited with {os.waitstatus_to_exitcode(status)}, "
+                           f"not {expected_code}")
     return usage.ru_maxrss / 1024, seconds  # Linux: KiB
+
+
+def cli_run(path, scale, out_dir, options):
+    """(peak RSS in MB, seconds) of one ``cmsc-upscale`` run in a child process."""
+    command = [sys.executable, "-m", "cmsc_tf.deploy.cli", str(path), "--scale", str(scale), "--out", str(out_dir)]
+    return child_run(command + options)
 
 
 def main():

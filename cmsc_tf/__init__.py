@@ -51,6 +51,7 @@ _LAZY_NAMES = {
     "psnr": "cmsc_tf.eval.metrics",
     "ssim": "cmsc_tf.eval.metrics",
     "Upscaler": "cmsc_tf.deploy.upscaler",
+    "list_presets": "cmsc_tf.models.presets",
 }
 
 

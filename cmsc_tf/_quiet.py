@@ -20,7 +20,7 @@ without one; warnings (e.g. of a GPU that JAX cannot use) still show.
 ``TF_ENABLE_ONEDNN_OPTS`` is never touched (turning oneDNN off would change
 the numbers).
 
-Called only by entry points (``cmsc-upscale``, ``training.entry``), after
+Called only by entry points (``cmsc-upscale``, ``cmsc_tf.entry``), after
 their command line is parsed: ``import cmsc_tf`` changes nothing. With
 ``verbose=True`` (``cmsc-upscale --verbose``, ``training.* --tf_log``) nothing
 is hidden.

@@ -20,14 +20,22 @@ DOC_FILES = sorted(
     [REPO / "README.md", REPO / "colab" / "README.md", *(REPO / "docs").glob("*.md")]
 )
 
-# Entry points whose flags are checked: absl modules run with ``python -m``.
-ABSL_MODULES = ("training.main", "training.evaluate", "training.export", "training.claims",
-                "training.plot_curves")
+# Entry points whose flags are checked: absl modules run with ``python -m``, and the
+# installed absl commands; each -> the source file that defines its flags.
+ABSL_SOURCES = {
+    "training.main": "training/main.py",
+    "training.evaluate": "cmsc_tf/eval/cli.py",
+    "training.export": "cmsc_tf/deploy/export_cli.py",
+    "training.claims": "training/claims.py",
+    "training.plot_curves": "training/plot_curves.py",
+    "cmsc-evaluate": "cmsc_tf/eval/cli.py",
+    "cmsc-export": "cmsc_tf/deploy/export_cli.py",
+}
 CLI_MODULE = "cmsc_tf.deploy.cli"
 CLI_SCRIPT = "cmsc-upscale"
 # Flags every absl program has (absl.app and absl.logging define them).
 # The module that gives every one of them its shared flags (--tf_log).
-ABSL_SHARED_FLAGS = REPO / "training" / "entry.py"
+ABSL_SHARED_FLAGS = REPO / "cmsc_tf" / "entry.py"
 # Settings dataclasses whose fields are flags (settings.define_flags), by class name -> source.
 SETTINGS_CLASSES = {"TrainConfig": REPO / "training" / "config.py"}
 ABSL_BUILTIN_FLAGS = {"flagfile", "help", "helpshort", "helpfull", "helpxml", "verbosity", "v",
@@ -64,6 +72,8 @@ INPUT_FLAGS = {
     "training.export": {"model_dir", "keras_model", "flagfile"},
     "training.claims": {"flagfile", "flagfile_common"},
     "training.plot_curves": {"flagfile"},
+    "cmsc-evaluate": {"model", "flagfile"},
+    "cmsc-export": {"model_dir", "keras_model", "flagfile"},
     CLI_MODULE: {"model"},
     CLI_SCRIPT: {"model"},
 }
@@ -115,9 +125,8 @@ def _module_exists(module):
 
 def _flags_of(program):
     """The accepted flags of ``program`` (a module or script), or None if unchecked."""
-    if program in ABSL_MODULES:
-        return (_absl_flags(REPO / (program.replace(".", "/") + ".py")) | _absl_flags(ABSL_SHARED_FLAGS)
-                | ABSL_BUILTIN_FLAGS)
+    if program in ABSL_SOURCES:
+        return _absl_flags(REPO / ABSL_SOURCES[program]) | _absl_flags(ABSL_SHARED_FLAGS) | ABSL_BUILTIN_FLAGS
     if program in (CLI_MODULE, CLI_SCRIPT):
         return _argparse_flags(REPO / "cmsc_tf/deploy/cli.py") | ARGPARSE_BUILTIN_FLAGS
     if program.startswith("benchmarks/") and (REPO / program).is_file():
@@ -195,7 +204,7 @@ def _check_command(tokens, where, problems):
                 return
         else:
             return
-    elif head == CLI_SCRIPT or head in ABSL_MODULES or (
+    elif head == CLI_SCRIPT or head in ABSL_SOURCES or (
             head.startswith("benchmarks/") and head.endswith(".py")):
         program, args = head, tokens[1:]
     else:
@@ -229,7 +238,7 @@ def _check_pip(tokens, where, problems):
 
 
 def _check_input(program, name, value, where, problems):
-    if name == "model" and value in MODEL_NAMES:
+    if name in ("model", "keras_model") and value in MODEL_NAMES:
         return
     if (REPO / value).exists() or value.startswith(INPUT_ELSEWHERE):
         return

@@ -1,5 +1,6 @@
 """`cmsc_tf`, the model, the NumPy numerics and the image sets import on a machine without TensorFlow;
-`import cmsc_tf` itself loads neither Keras nor TensorFlow.
+`import cmsc_tf` itself loads neither Keras nor TensorFlow; the default inference path (a preset's
+dynamic-int8 LiteRT network, `Upscaler` and `cmsc-upscale`) runs with both blocked.
 
 training.main runs on JAX where TensorFlow is not installed; a child process
 blocks every `tensorflow` import (Keras on the JAX backend) and uses each
@@ -9,6 +10,8 @@ TensorFlow-free module once.
 import subprocess
 import sys
 
+import numpy as np
+import PIL.Image
 import pytest
 
 from tests import training_helpers as helpers
@@ -58,3 +61,38 @@ def test_import_cmsc_tf_is_light_and_keras_still_finds_its_classes(first):
     result = subprocess.run([sys.executable, "-c", LIGHT_IMPORT % first], cwd=helpers.REPO_ROOT,
                             env=helpers.python_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.split() == ["ok"], result.stderr[-3000:]
+
+
+# The default path with every tensorflow and keras import failing: Upscaler on
+# an array, cmsc-upscale on a file, and an unknown model refused listing the presets.
+DEFAULT_PATH = helpers.BLOCK_TENSORFLOW_AND_KERAS + """
+import numpy as np
+import PIL.Image
+from cmsc_tf import Upscaler
+from cmsc_tf.deploy import cli
+out_dir, image_path = sys.argv[1:]
+upscaler = Upscaler("cmsc_compact")
+assert upscaler.precision == "dynamic_int8"
+np.save(out_dir + "/upscaler.npy", upscaler.upscale(image_path, 3))
+assert cli.run_cli([image_path, "--scale", "2", "--out", out_dir]) == 0
+assert cli.run_cli([image_path, "--scale", "2", "--model", "cmsc_tiny", "--out", out_dir]) == 2
+print(sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow", "keras", "jax", "tf_keras"}))
+"""
+
+
+def test_default_path_runs_without_tensorflow_and_keras(tmp_path):
+    from cmsc_tf.deploy.upscaler import Upscaler
+
+    rgb = np.random.default_rng(1).integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    PIL.Image.fromarray(rgb).save(tmp_path / "in.png")
+    result = subprocess.run([sys.executable, "-c", DEFAULT_PATH, str(tmp_path), str(tmp_path / "in.png")],
+                            cwd=helpers.REPO_ROOT, env=helpers.python_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert "cmsc-upscale: error: cannot load model: model not found: cmsc_tiny" in result.stderr
+    assert "the presets: cmsc_compact, cmsc_full, vdsr" in result.stderr
+    # The same pixels as here, where TensorFlow may be loaded: nothing changes with it.
+    upscaler = Upscaler("cmsc_compact")
+    np.testing.assert_array_equal(np.load(tmp_path / "upscaler.npy"), upscaler.upscale(rgb, 3))
+    np.testing.assert_array_equal(np.asarray(PIL.Image.open(tmp_path / "in_x2.png")), upscaler.upscale(rgb, 2))

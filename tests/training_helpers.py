@@ -19,6 +19,12 @@ class Block:
 sys.meta_path.insert(0, Block())
 """
 
+# Likewise for a machine with neither TensorFlow nor Keras (the default inference path's needs).
+BLOCK_TENSORFLOW_AND_KERAS = BLOCK_TENSORFLOW.replace(
+    'if name == "tensorflow" or name.startswith("tensorflow."):',
+    'if name.split(".")[0] in ("tensorflow", "keras"):').replace("tensorflow is blocked", "tensorflow/keras blocked")
+assert BLOCK_TENSORFLOW_AND_KERAS != BLOCK_TENSORFLOW
+
 # A model small enough for a few steps in seconds on 2 CPU cores.
 TINY_OVERRIDES = "num_features=8,num_stages=2,num_modules=1,reconstruction_initializer=zeros"
 

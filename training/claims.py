@@ -37,7 +37,7 @@ import sys
 
 from absl import app, flags
 
-from training import entry
+from cmsc_tf import entry
 from training.claims_lib import STUDIES, ArmFailed, markdown_table, summary_rows, summed_loss_curve, train_arm
 
 FLAGS = flags.FLAGS

@@ -1,68 +1,8 @@
-"""Exports a training run's latest checkpoint (the one its state.json names, or --weights), or a .keras model.
+"""``python -m training.export``: ``cmsc-export`` run from a checkout (:mod:`cmsc_tf.deploy.export_cli`, its flags and usage)."""
 
-Usage (from the repository root):
-
-    python -m training.export --model_dir=checkpoints/cmsc_compact \\
-        --export_dir=savedmodels/cmsc_compact --formats=tflite_float16
-    python -m training.export --keras_model=savedmodels/cmsc_full.keras \\
-        --export_dir=runs/export/cmsc_full --formats=tflite_float16
-    python -m training.export --model_dir=runs/cmsc \\
-        --weights=ckpt-e0010-s000231590.weights.h5 --export_dir=runs/export/epoch10
-
-Training exports by itself when it finishes (on a backend other than
-TensorFlow, the .keras file only); this exports a run that is still going,
-was stopped, or trained elsewhere (a GPU machine with JAX), or adds a format.
-The model is rebuilt from the run's config.json (variant and overrides).
-Formats: keras (`<export_dir>.keras`), saved_model (`<export_dir>/<next
-version>/`, TF-Serving layout), tflite_float16 / tflite_float32 /
-tflite_dynamic_int8 (the bare network, `<export_dir>_<variant>.tflite`),
-tflite_rgb_float16 / tflite_rgb_float32 / tflite_rgb_dynamic_int8 (self-contained:
-uint8 RGB + scale in, uint8 RGB out; `<export_dir>_rgb_<variant>.tflite`).
-TensorFlow's C++ start-up lines are hidden unless --tf_log (training/entry.py).
-"""
-
-import sys
-
-from absl import app, flags
-
-from training import entry
-
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("model_dir", None, "Run folder of training.main (state.json, config.json).")
-flags.DEFINE_string("weights", None, "With --model_dir: this weights file of the run instead of its latest "
-                    "(e.g. the checkpoint of an earlier epoch, kept by --keep_epoch_checkpoints).")
-flags.DEFINE_string("keras_model", None, "A .keras model to export instead of a run (needs --export_dir).")
-flags.DEFINE_string("export_dir", None, "Export base path (default: the run's --export_dir).")
-flags.DEFINE_list("formats", ["keras", "saved_model", "tflite_float16", "tflite_dynamic_int8", "tflite_rgb_float16"],  # DEFAULT_FORMATS
-                  "What to write (any of training.export_lib.EXPORT_FORMATS).")
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if (FLAGS.model_dir is None) == (FLAGS.keras_model is None):
-        raise app.UsageError("give exactly one of --model_dir and --keras_model")
-    if FLAGS.weights and not FLAGS.model_dir:
-        raise app.UsageError("--weights needs --model_dir")
-    if FLAGS.keras_model and not FLAGS.export_dir:
-        raise app.UsageError("--keras_model needs --export_dir")
-    # After the flags: --help and usage errors answer at once. TensorFlow too
-    # where installed, on any backend: Keras's saving loads it anyway.
-    entry.load("keras", "tensorflow")
-    try:
-        from training import export_lib
-
-        if FLAGS.keras_model:
-            written = export_lib.export_keras_file(FLAGS.keras_model, FLAGS.export_dir, FLAGS.formats)
-        else:
-            written = export_lib.export_checkpoint(FLAGS.model_dir, FLAGS.export_dir, FLAGS.formats,
-                                                   FLAGS.weights)
-    except (OSError, ValueError) as error:
-        sys.exit(f"error: {error}")
-    for name, path in written.items():
-        print(f"{name}: {path}")
-
+from cmsc_tf import entry
+from cmsc_tf.deploy import export_cli
+from cmsc_tf.deploy.export_cli import __doc__  # noqa: F401  (absl's --help prints the main module's docstring)
 
 if __name__ == "__main__":
-    entry.run(main, "training.export")
+    entry.run(export_cli.main, "training.export", flags_module=export_cli)

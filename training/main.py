@@ -10,14 +10,15 @@ Usage (from the repository root):
 Rerunning the same command resumes from the checkpoint in --model_dir, also
 on another backend. Every flag is described in docs/training.md; the resolved
 flags are written to <model_dir>/flags.txt and the settings to config.json.
-TensorFlow's C++ start-up lines are hidden unless --tf_log (training/entry.py).
+TensorFlow's C++ start-up lines are hidden unless --tf_log (cmsc_tf/entry.py).
 """
 
 import sys
 
 from absl import app, flags, logging
 
-from training import entry, settings
+from cmsc_tf import entry
+from training import settings
 from training.config import TrainConfig
 from training.flag_values import resolved_flags
 

@@ -14,7 +14,7 @@ the training step (equal-budget comparisons line up).
 
 from absl import app, flags
 
-from training import entry
+from cmsc_tf import entry
 from training.curves import column_label, plot, read_curve, run_val_set
 
 FLAGS = flags.FLAGS

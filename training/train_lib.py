@@ -20,12 +20,13 @@ import keras
 from absl import logging
 
 import cmsc_tf
+from cmsc_tf.deploy import export as export_lib
 from cmsc_tf.eval import protocol
 from cmsc_tf.models.dtype_policy import dtype_policy
 from cmsc_tf.io import atomic, image_sets
 from cmsc_tf.numerics.degradation import degrade
 from training import callbacks as cb
-from training import checkpointing, distribution, export_lib, optimizers
+from training import checkpointing, distribution, optimizers
 from training.data.source import CALIBRATION_STEP, TrainingSource
 
 

@@ -30,23 +30,28 @@ Two views of a loaded model:
   ``bicubic`` baseline is not clipped, as the protocol scores it raw).
 
 :func:`default_model_path` / :func:`available_model_path` name the model the
-command line and the notebooks use when none is given.
+command line and the notebooks use when none is given; :func:`model_path`
+resolves a name or path without loading anything (a missing one is refused
+naming the presets), :func:`needs_tensorflow` says whether loading it
+imports TensorFlow and Keras (all but a ``.tflite``), :func:`keras_model`
+gives the Keras model of a preset, ``.keras`` file or exported SavedModel.
 """
 
 import contextlib
 import os
 import pathlib
+import sys
 import zipfile
 import zlib
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from cmsc_tf.deploy import saved_model, tflite
-from cmsc_tf.eval.protocol import to_image
+# NumPy and LiteRT only at import: a .tflite model (every preset's default)
+# loads and runs without TensorFlow or Keras, whose import costs seconds
+# (docs/deployment.md, cold start). They are imported where a Keras model,
+# a .keras file or a SavedModel needs them.
+from cmsc_tf.deploy import tflite
 from cmsc_tf.models import presets
-from cmsc_tf.models.model import final_output
 
 # The default model, a preset name (docs/deployment.md): the compact CMSC
 # trained on the 291 images (docs/results.md).
@@ -120,6 +125,8 @@ def available_model_path(root=None):
 @contextlib.contextmanager
 def _dtype_policy(name):
     """Builds layers under Keras dtype policy ``name`` and restores the previous one."""
+    import keras
+
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)
     try:
@@ -137,6 +144,10 @@ def _rebuild(model_class, config, weights, policy):
 
 def _keras_network(model, precision):
     """A NumPy ``[H, W, 1] -> [H, W, 1]`` function running ``model`` at ``precision``."""
+    import tensorflow as tf
+
+    from cmsc_tf.models.model import final_output
+
     policy = PRECISIONS[precision]
     if policy is not None:
         model = _rebuild(type(model), model.get_config(), model.get_weights(), policy)
@@ -170,6 +181,12 @@ def _fast_network(model):
 
 
 def _saved_model_network(path, precision):
+    import keras
+    import tensorflow as tf
+
+    from cmsc_tf.deploy import saved_model
+    from cmsc_tf.models.model import final_output
+
     path = saved_model.resolve_saved_model_dir(path)
     metadata = saved_model.read_metadata(path)
     loaded = tf.saved_model.load(str(path))
@@ -183,13 +200,42 @@ def _saved_model_network(path, precision):
         # Keep the loaded object alive as long as the network.
         network.saved_model = loaded
         return network, radius
-    if not metadata.get("keras_config"):
-        raise ValueError(f"{path}: precision {precision!r} needs a SavedModel written by cmsc_tf.deploy.saved_model")
-    model_class = keras.saving.get_registered_object(metadata["keras_class"])
-    model = _rebuild(model_class, metadata["keras_config"], [v.numpy() for v in loaded.model_weights], "float32")
+    model = _keras_from_saved_model(path, loaded, metadata, f"precision {precision!r}")
     if precision == FAST_PRECISION:
         return _fast_network(model)[0], radius
     return _keras_network(model, precision), radius
+
+
+def _keras_from_saved_model(path, loaded, metadata, purpose):
+    """The Keras model of a SavedModel from ``export_saved_model``: rebuilt from its stored config and variables."""
+    import keras
+
+    if not metadata.get("keras_config"):
+        raise ValueError(f"{path}: {purpose} needs a SavedModel written by cmsc_tf.deploy.saved_model")
+    model_class = keras.saving.get_registered_object(metadata["keras_class"])
+    return _rebuild(model_class, metadata["keras_config"], [v.numpy() for v in loaded.model_weights], "float32")
+
+
+def keras_model(model):
+    """The Keras model of a preset, a ``.keras`` file or a SavedModel from ``export_saved_model`` (float32).
+
+    A preset's ``.keras`` file where it ships one, else its SavedModel
+    rebuilt (``vdsr``); what ``CMSC.from_preset`` returns.
+    """
+    if presets.is_preset(model) and "keras" in presets.PRESETS[model]:
+        model = presets.preset_path(model, "keras")
+    path = model_path(model)
+    if path.suffix == ".keras":
+        return _load_keras_file(path)
+    if not path.is_dir():
+        raise ValueError(f"{path}: no Keras model in it (expected a preset, a .keras file or a SavedModel folder)")
+    import tensorflow as tf
+
+    from cmsc_tf.deploy import saved_model
+
+    path = saved_model.resolve_saved_model_dir(path)
+    return _keras_from_saved_model(path, tf.saved_model.load(str(path)), saved_model.read_metadata(path),
+                                   "a Keras model")
 
 
 def _load_keras_file(path):
@@ -202,6 +248,8 @@ def _load_keras_file(path):
     open(path, "rb").close()  # unreadable: PermissionError, which is_zipfile would hide
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path}: not a valid .keras file (not a zip archive: truncated or corrupt)")
+    import keras
+
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:  # OSError: h5py's damaged weights
@@ -212,6 +260,36 @@ def _load_keras_file(path):
         first_line = str(error).splitlines()[0] if str(error) else ""
         raise ValueError(f"{path}: not a valid .keras file (its config.json is damaged or unsafe: "
                          f"{type(error).__name__}: {first_line})") from None
+
+
+def _is_keras_model(model):
+    # A Keras model exists only once Keras is imported: no need to import it to ask.
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.Model)
+
+
+def model_path(model, precision="float32"):
+    """The file or folder :func:`load_network` reads for ``model`` (a preset name or a path) at ``precision``.
+
+    A preset runs its dynamic-int8 ``.tflite`` at that precision, else its
+    SavedModel. A missing path raises FileNotFoundError naming the presets
+    (a mistyped preset name is the likely cause); nothing heavy is imported.
+    """
+    if precision == FAST_PRECISION and presets.is_preset(model) and _FAST_KIND in presets.PRESETS[model]:
+        model = presets.preset_path(model, _FAST_KIND)
+    try:
+        path = pathlib.Path(os.fspath(presets.resolve(model)))
+    except TypeError:
+        raise TypeError(f"model must be a preset name, a path or a Keras model, got {type(model).__name__}") from None
+    if not path.exists():
+        raise FileNotFoundError(f"model not found: {path} is not a file, a folder or a preset "
+                                f"(the presets: {', '.join(presets.PRESETS)})")
+    return path
+
+
+def needs_tensorflow(model, precision="float32"):
+    """Whether :func:`load_network` imports TensorFlow and Keras for ``model``: all but a ``.tflite`` file."""
+    return _is_keras_model(model) or model_path(model, precision).suffix != ".tflite"
 
 
 def load_network(model, precision="float32"):
@@ -225,15 +303,11 @@ def load_network(model, precision="float32"):
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if isinstance(model, keras.Model):
+    if _is_keras_model(model):
         if precision == FAST_PRECISION:
             return _fast_network(model)
         return _keras_network(model, precision), getattr(model, "receptive_radius", None)
-    if precision == FAST_PRECISION and presets.is_preset(model) and _FAST_KIND in presets.PRESETS[model]:
-        model = presets.preset_path(model, _FAST_KIND)
-    path = pathlib.Path(os.fspath(presets.resolve(model)))
-    if not path.exists():
-        raise FileNotFoundError(f"model not found: {path}")
+    path = model_path(model, precision)
     if path.is_dir():
         return _saved_model_network(path, precision)
     if path.suffix == ".keras":
@@ -256,6 +330,8 @@ def load_network(model, precision="float32"):
 
 
 def _predictor(network):
+    from cmsc_tf.eval.protocol import to_image
+
     def predict(x):
         return to_image(network(np.asarray(x, np.float32)[:, :, None])[None], np.shape(x))
 

@@ -3,9 +3,11 @@
 CMSC is trained on luminance only (``protocol.md``), so super-resolving a
 colour image is: MATLAB bicubic upsampling, MATLAB YCbCr split, the network
 on Y, the bicubic Cb/Cr kept, recombination, rounding. The exported
-SavedModel graph and :class:`cmsc_tf.deploy.upscaler.Upscaler` both call these
-functions, so the two give the same pixels for RGB images (the SavedModel's
-signatures take RGB only; the Upscaler also handles gray and alpha).
+SavedModel graph calls these functions; :class:`cmsc_tf.deploy.upscaler.Upscaler`
+does the same steps with their NumPy twins (``imresize_np``, ``color``), so
+that its default LiteRT path needs no TensorFlow, and gives the same pixels
+within one grey level (``tests/deploy/test_fast_path.py``; the SavedModel's
+signatures take RGB only, the Upscaler also handles gray and alpha).
 
 All functions here are TensorFlow ops (usable eagerly and inside exported
 graphs); the bicubic and the colour conversion are the evaluation branch's

@@ -3,13 +3,15 @@
 Signatures (names are the serving contract; ``docs/serving.md`` shows them):
 
 * ``serving_default``: ``images`` uint8 ``[batch, H, W, 3]`` RGB (any H, W)
-  and ``scale`` float32 scalar in [1, 8] -> ``images`` uint8
+  and ``scale`` float32 in [1, 8], a scalar or one (equal) value per image
+  (TF-Serving's REST row format stacks each row's scale) -> ``images`` uint8
   ``[batch, ceil(H*scale), ceil(W*scale), 3]``. MATLAB bicubic, YCbCr split,
   network on Y, bicubic Cb/Cr, recombination and rounding all run in the graph.
 * ``upscale_encoded``: ``image_bytes`` string ``[batch]`` (PNG/JPEG/BMP
-  bytes; REST clients send ``{"b64": ...}``) and ``scale`` -> ``png_bytes``
-  string ``[batch]``. Each image is decoded to RGB, upscaled as above and
-  encoded to PNG, so the images of a batch may differ in size. TF-Serving's
+  bytes; REST clients send ``{"b64": ...}``) and ``scale``, a scalar or one
+  per image -> ``png_bytes`` string ``[batch]``. Each image is decoded to
+  RGB, upscaled as above by its scale and encoded to PNG, so the images of a
+  batch may differ in size and scale. TF-Serving's
   REST API base64-encodes outputs whose name ends in ``_bytes``.
 * ``luminance``: the raw network, ``bicubic_y`` float32 ``[batch, H, W, 1]``
   (bicubic-upsampled luminance in [0, 1]) -> ``final`` float32, same shape.
@@ -91,23 +93,24 @@ class _ServingModule(tf.Module):
             return tiling_tf.apply_tiled_tf(finish, ycbcr, tile, halo, tf.uint8, 3)
 
         def upscale_images(images, scale):
-            scale = resampling.normalize_scale_tf(scale)
+            scales = serving_limits.per_image_scales(resampling.normalize_scale_tf(scale), tf.shape(images)[0])
+            scale = serving_limits.one_scale(scales)
             # The budget is checked before anything of the output's size exists.
             with tf.control_dependencies(serving_limits.batch_checks(images, scale)):
                 images = tf.identity(images)
             return {"images": tiling_tf.map_images(lambda image: upscale_one(image, scale), images, tf.uint8, 3)}
 
         def upscale_encoded(image_bytes, scale):
-            scale = resampling.normalize_scale_tf(scale)
+            scales = serving_limits.per_image_scales(resampling.normalize_scale_tf(scale), tf.size(image_bytes))
 
-            def one(encoded):
+            def one(encoded, scale):
                 image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
                 return tf.io.encode_png(upscale_one(image, scale))
 
             # Headers first: a refused image is never decoded.
-            with tf.control_dependencies(serving_limits.encoded_checks(image_bytes, scale)):
+            with tf.control_dependencies(serving_limits.encoded_checks(image_bytes, scales)):
                 image_bytes = tf.identity(image_bytes)
-            return {"png_bytes": serving_limits.map_naming_failures(one, image_bytes)}
+            return {"png_bytes": serving_limits.map_naming_failures(one, image_bytes, scales)}
 
         def network_y(bicubic_y):
             # The same budget as the images (output = input here), then the same tiling.
@@ -118,7 +121,9 @@ class _ServingModule(tf.Module):
 
         spec_images = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
         spec_bytes = tf.TensorSpec([None], tf.string, name="image_bytes")
-        spec_scale = tf.TensorSpec([], tf.float32, name="scale")
+        # Any rank: a scalar (columnar "inputs" requests) or [batch] (row "instances" requests);
+        # per_image_scales refuses other shapes with a message.
+        spec_scale = tf.TensorSpec(None, tf.float32, name="scale")
         spec_y = tf.TensorSpec([None, None, None, 1], tf.float32, name="bicubic_y")
         self.serving_default = tf.function(upscale_images, input_signature=[spec_images, spec_scale])
         self.upscale_encoded = tf.function(upscale_encoded, input_signature=[spec_bytes, spec_scale])

@@ -70,7 +70,7 @@ def budget_checks(
     max_input_pixels=MAX_INPUT_PIXELS,
     max_output_pixels=MAX_OUTPUT_PIXELS,
 ):
-    """Ops refusing a batch of ``heights`` x ``widths`` images (int ``[n]``) upscaled by ``scale``.
+    """Ops refusing a batch of ``heights`` x ``widths`` images (int ``[n]``) upscaled by ``scale`` (scalar or ``[n]``).
 
     Run them (as control dependencies) before anything of the images' or the
     output's size is allocated. Each image must be non-empty and within the
@@ -90,7 +90,7 @@ def budget_checks(
             (tf.maximum(out_h, out_w) > max_side) | (out_h * out_w > max_output_pixels),
             f"image {{}}: {{}}x{{}} at scale {{}} gives a {{}}x{{}} output, over the output limit "
             f"({max_output_pixels:,} pixels, {max_side} per side); use a smaller scale or image",
-            sizes + (tf.fill(tf.shape(heights), scale),) + out_sizes,
+            sizes + (tf.broadcast_to(tf.cast(scale, tf.float64), tf.shape(heights)),) + out_sizes,
         ),
     ]
     # Totals only once each image is known to fit (no int64 overflow, clearer message).
@@ -172,9 +172,37 @@ def header_size(encoded):
     return fmt, height, width
 
 
-def _indexed(image_bytes):
-    """``(index, bytes)`` elements, one per image, in order."""
-    return tf.data.Dataset.from_tensor_slices((tf.range(tf.size(image_bytes, out_type=tf.int64)), image_bytes))
+def _indexed(image_bytes, *per_image):
+    """``(index, bytes, *per_image values)`` elements, one per image, in order."""
+    return tf.data.Dataset.from_tensor_slices(
+        (tf.range(tf.size(image_bytes, out_type=tf.int64)), image_bytes, *per_image))
+
+
+def per_image_scales(scale, count):
+    """``scale`` as float64 ``[count]``: one value for the batch, or one per image (TF-Serving's row format).
+
+    A REST ``instances`` request stacks each image's ``scale`` into a ``[n]``
+    tensor, an ``inputs`` request may send one scalar: both are accepted,
+    any other shape is refused naming it.
+    """
+    flat = tf.reshape(scale, [-1])
+    count = tf.cast(count, tf.int32)
+    fits = (tf.rank(scale) == 0) | ((tf.rank(scale) == 1) & (tf.size(flat) == count))
+    refused = _refuse(tf.logical_not(fits),
+                      "scale: one value, or one per image ({} images), got shape {}",
+                      lambda: [count, tf.shape(scale)])
+    with tf.control_dependencies([refused]):
+        return tf.broadcast_to(flat, [count])
+
+
+def one_scale(scales):
+    """The one scale of a batch upscaled as one tensor (``serving_default``); refuses differing ones."""
+    first = tf.reduce_max(scales[:1])  # an empty batch is refused by batch_checks before this is used
+    differs = _refuse_any(tf.not_equal(scales, first),
+                          "image {}: scale {} differs from the scale of image 0; serving_default upscales a batch as one "
+                          "tensor, so its images share one scale (upscale_encoded takes one per image)", (scales,))
+    with tf.control_dependencies([differs]):
+        return tf.identity(first)
 
 
 def collect(dataset, count):
@@ -207,15 +235,17 @@ def encoded_checks(image_bytes, scale, **limits):
         return [readable] + budget_checks(tf.identity(height), width, scale, **limits)
 
 
-def map_naming_failures(fn, image_bytes):
-    """``fn(encoded)`` for each image, one at a time; a failure names the first image that failed.
+def map_naming_failures(fn, image_bytes, *per_image):
+    """``fn(encoded, *values)`` for each image, one at a time; a failure names the first image that failed.
+
+    ``per_image``: tensors ``[n]`` whose values go to ``fn`` with their image.
 
     A decoder's own error does not say which image of the batch it came
     from, so failing images are dropped (``ignore_errors``) and the first
     missing index is refused with a message naming it.
     """
     count = tf.size(image_bytes, out_type=tf.int64)
-    done = _indexed(image_bytes).map(lambda i, data: (i, fn(data))).ignore_errors()
+    done = _indexed(image_bytes, *per_image).map(lambda i, data, *values: (i, fn(data, *values))).ignore_errors()
     index, outputs = collect(done, count)
     # Elements stay in order, so the first failure is where index != position.
     position = tf.range(count)

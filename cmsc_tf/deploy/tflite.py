@@ -13,7 +13,8 @@ model of :mod:`cmsc_tf.deploy.tflite_rgb`). Variants:
   representative patches, int8 input and output tensors.
 
 Running uses ``ai_edge_litert.interpreter`` (the interpreter bundled with
-TensorFlow, ``tf.lite.Interpreter``, is deprecated). The receptive radius
+TensorFlow, ``tf.lite.Interpreter``, is deprecated), and imports neither
+TensorFlow nor Keras: only conversion needs them. The receptive radius
 that tiling needs is written to a side file ``<model>.tflite.json`` and
 embedded in the flatbuffer's metadata table (entry ``cmsc_metadata``).
 """
@@ -23,11 +24,8 @@ import os
 import pathlib
 
 import numpy as np
-import tensorflow as tf
 
-from cmsc_tf.deploy.saved_model import model_metadata
 from cmsc_tf.io import atomic
-from cmsc_tf.models.model import final_output
 from cmsc_tf.numerics import degradation
 from cmsc_tf.numerics.color import luminance
 
@@ -76,6 +74,10 @@ def convert(model, variant="float32", representative_patches=None):
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown TFLite variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    import tensorflow as tf
+
+    from cmsc_tf.models.model import final_output
+
     network = tf.function(
         # A dict, so the signature's output is named ``final`` as in the SavedModel's ``luminance``.
         lambda bicubic_y: {"final": final_output(model(bicubic_y, training=False))},
@@ -107,6 +109,8 @@ def convert(model, variant="float32", representative_patches=None):
 
 def save(model, path, variant="float32", representative_patches=None):
     """Converts and writes ``path`` and its metadata side file (each atomically); returns ``path``."""
+    from cmsc_tf.deploy.saved_model import model_metadata
+
     path = pathlib.Path(path)
     flatbuffer = convert(model, variant, representative_patches)
     metadata = {**model_metadata(model), "tflite_variant": variant}

@@ -16,9 +16,13 @@ file for tiling), a Keras model object, or a preset name (``cmsc_compact``,
 
 The image steps around the network are those of the exported SavedModel graph
 (:mod:`cmsc_tf.deploy.resampling`): MATLAB bicubic by ``scale``, YCbCr, network on Y,
-bicubic Cb/Cr, recombination, rounding. Grayscale images go through the
-network directly (``protocol.md``: their gray value is the luminance); an
-alpha channel is upscaled with bicubic.
+bicubic Cb/Cr, recombination, rounding; here in NumPy
+(:mod:`cmsc_tf.numerics.imresize_np`, :mod:`cmsc_tf.numerics.color`), so that
+a LiteRT model (every preset's default) runs with NumPy, Pillow and
+``ai_edge_litert`` alone: TensorFlow and Keras are imported only for a Keras
+model, a ``.keras`` file or a SavedModel (``docs/deployment.md``, cold start).
+Grayscale images go through the network directly (``protocol.md``: their
+gray value is the luminance); an alpha channel is upscaled with bicubic.
 
 Options:
 
@@ -29,7 +33,8 @@ Options:
   grown by a halo of ``receptive_radius`` pixels (from exactly the input
   pixels the bicubic taps of that region read), the network on it, the core
   written as uint8 RGB into the output. The result is the untiled one to
-  float precision, and peak memory is the uint8 input and output plus one
+  float precision for a float network (the dynamic-int8 one quantises each
+  crop's activations on their own: within 45 dB of untiled), and peak memory is the uint8 input and output plus one
   tile's float planes and network activations (hundreds of bytes per pixel
   for CMSC), whatever the image (``docs/deployment.md``).
 * ``max_output_pixels``: a tighter output limit than the pixel budget
@@ -54,12 +59,12 @@ import os
 import numpy as np
 import PIL.Image
 
-from cmsc_tf.deploy import resampling
+from cmsc_tf.deploy import scales
 from cmsc_tf.deploy.loader import default_precision, load_network
 from cmsc_tf.deploy.self_ensemble import apply_self_ensemble
 from cmsc_tf.deploy.tiling import DEFAULT_TILE, apply_tiled, check_tile, tile_windows
 from cmsc_tf.io import images, pixel_budget
-from cmsc_tf.numerics.color_tf import rgb2ycbcr_tf
+from cmsc_tf.numerics import color
 from cmsc_tf.numerics.imresize_np import window_matrix_np
 
 
@@ -102,8 +107,8 @@ class Upscaler:
 
     def output_size(self, height, width, scale):
         """Output ``(height, width)`` for ``scale``; raises :class:`PixelBudgetError` (a ``ValueError``) when too large."""
-        scale = resampling.normalize_scale(scale)
-        out_h, out_w = resampling.output_size(height, width, scale)
+        scale = scales.normalize_scale(scale)
+        out_h, out_w = scales.output_size(height, width, scale)
         pixel_budget.check_output_size(out_w, out_h)
         if out_h * out_w > self.max_output_pixels:
             raise pixel_budget.PixelBudgetError(
@@ -129,7 +134,7 @@ class Upscaler:
         return self._upscale_array(_as_uint8_array(image), scale)
 
     def _upscale_array(self, array, scale):
-        scale = resampling.normalize_scale(scale)
+        scale = scales.normalize_scale(scale)
         pixel_budget.check_input_size(array.shape[1], array.shape[0])
         out_h, out_w = self.output_size(array.shape[0], array.shape[1], scale)
         planes = array[..., None] if array.ndim == 2 else array
@@ -145,12 +150,13 @@ class Upscaler:
         if colours == 3:
             ycbcr = bicubic_window(planes[..., :3], scale, crop, _unit_ycbcr)
             y = self._network_window(ycbcr[..., :1])[core_in_crop]
-            result = resampling.merge_ycbcr(y, ycbcr[core_in_crop][..., 1:]).numpy()
+            # The graph's resampling.merge_ycbcr: network Y with the bicubic CbCr, back to RGB.
+            result = color.unit_to_uint8(color.ycbcr2rgb(np.concatenate([y, ycbcr[core_in_crop][..., 1:]], -1)))
         else:
             y = bicubic_window(planes[..., :1], scale, crop, _unit)
-            result = resampling.to_uint8(self._network_window(y)[core_in_crop]).numpy()
+            result = color.unit_to_uint8(self._network_window(y)[core_in_crop])
         if planes.shape[-1] > colours:  # alpha: plain bicubic, no halo needed
-            alpha = resampling.to_uint8(bicubic_window(planes[..., colours:], scale, core, _unit)).numpy()
+            alpha = color.unit_to_uint8(bicubic_window(planes[..., colours:], scale, core, _unit))
             result = np.concatenate([result, alpha], -1)
         return result
 
@@ -161,7 +167,7 @@ def _unit(uint8):
 
 def _unit_ycbcr(rgb_uint8):
     # The graph's colour step (resampling.upsample_ycbcr), on one input window.
-    return rgb2ycbcr_tf(_unit(rgb_uint8)).numpy()
+    return color.rgb2ycbcr(_unit(rgb_uint8)).astype(np.float32)
 
 
 def bicubic_window(image, scale, window, prepare):
@@ -176,7 +182,7 @@ def bicubic_window(image, scale, window, prepare):
     summation order.
     """
     (in_h, in_w), (rows, cols) = image.shape[:2], window
-    out_h, out_w = resampling.output_size(in_h, in_w, scale)
+    out_h, out_w = scales.output_size(in_h, in_w, scale)
     row0, row1, row_matrix = window_matrix_np(in_h, out_h, scale, rows.start, rows.stop)
     col0, col1, col_matrix = window_matrix_np(in_w, out_w, scale, cols.start, cols.stop)
     planes = prepare(image[row0:row1, col0:col1])

@@ -3,7 +3,8 @@
 A preset name is accepted wherever a model path is: ``cmsc-upscale --model
 vdsr``, ``Upscaler("cmsc_full")``, ``python -m training.evaluate --model
 cmsc_compact``, :func:`cmsc_tf.deploy.loader.load_network` /
-``load_predictor``, and ``CMSC.from_preset("cmsc_compact")`` (the Keras model).
+``load_predictor``, and ``CMSC.from_preset("vdsr")`` (the Keras model, of every
+preset). ``cmsc_tf.list_presets()`` names them with their one-line descriptions.
 
 Where the files are looked up, first found wins:
 
@@ -23,7 +24,8 @@ import pathlib
 
 # name -> description and files, relative to savedmodels/. "saved_model": what
 # the loader runs at float32 (training.evaluate; Upscaler / cmsc-upscale with
-# precision "float32"); "keras": the Keras model of CMSC.from_preset; "tflite":
+# precision "float32"); "keras": the Keras model of CMSC.from_preset
+# (rebuilt from the SavedModel where absent); "tflite":
 # the converted float16 network; "tflite_dynamic_int8": the network with int8
 # weights run by LiteRT, what Upscaler and cmsc-upscale run by default
 # (docs/deployment.md: about 3 to 3.5 times the float32 speed, Set5 within 0.02 dB).
@@ -109,9 +111,15 @@ def resolve(model):
     return preset_path(model) if is_preset(model) else model
 
 
+def list_presets():
+    """``{name: one-line description}`` of every preset, the default first (``cmsc_tf.list_presets``)."""
+    return {name: preset["description"] for name, preset in PRESETS.items()}
+
+
 def describe():
     """One line per preset: ``name: description``."""
-    return "\n".join(f"{name}: {preset['description']}" for name, preset in PRESETS.items())
+    return "\n".join(f"{name}: {description}" for name, description in list_presets().items())
 
 
-__all__ = ["PRESETS", "DEFAULT_PRESET", "FALLBACK_PRESET", "preset_path", "resolve", "is_preset", "describe"]
+__all__ = ["PRESETS", "DEFAULT_PRESET", "FALLBACK_PRESET", "preset_path", "resolve", "is_preset", "describe",
+           "list_presets"]

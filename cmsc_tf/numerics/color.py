@@ -7,6 +7,9 @@
 * float in [0, 1], float out: the same affine map scaled to [0, 1], no rounding;
   ``ycbcr2rgb`` clips its float result to [0, 1] as MATLAB does.
 
+``unit_to_uint8`` is the display rounding of a float [0, 1] image (MATLAB's
+``im2uint8``: clipped, halves away from zero).
+
 ``luminance`` is the evaluation protocol's rule for turning any benchmark
 image into the uint8 luminance that is scored (``protocol.md`` step 2).
 
@@ -77,6 +80,11 @@ def ycbcr2rgb(img):
     if img.dtype == np.uint8:
         return _round_uint8(_apply_affine(img.astype(np.float64), 255 * inverse, -255 * offset))
     return np.clip(_apply_affine(img.astype(np.float64), 255 * inverse, -offset), 0.0, 1.0)
+
+
+def unit_to_uint8(img):
+    """A float image in [0, 1] -> uint8, clipped and rounded half away from zero (MATLAB ``im2uint8``)."""
+    return _round_uint8(np.asarray(img, np.float64) * 255.0)
 
 
 def luminance(img):

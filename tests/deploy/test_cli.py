@@ -134,7 +134,9 @@ def test_bad_command_lines(tmp_path, model_path, capsys):
     assert cli.run_cli(["x.png", "--scale", "9", "--model", model_path]) == 2
     assert "between 1 and 8" in capsys.readouterr().err
     assert cli.run_cli(["x.png", "--scale", "2", "--model", str(tmp_path / "nope")]) == 2
-    assert error_lines(capsys.readouterr()) == [f"cmsc-upscale: error: cannot load model: model not found: {tmp_path / 'nope'}"]
+    assert error_lines(capsys.readouterr()) == [
+        f"cmsc-upscale: error: cannot load model: model not found: {tmp_path / 'nope'} is not a file, a folder "
+        "or a preset (the presets: cmsc_compact, cmsc_full, vdsr)"]
 
 
 def run_module(args, cwd):

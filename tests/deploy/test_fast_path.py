@@ -8,7 +8,7 @@ import pytest
 import skimage.data
 
 import cmsc_tf
-from cmsc_tf.deploy import cli, loader, tflite, tiling
+from cmsc_tf.deploy import cli, loader, resampling, tflite, tiling
 from cmsc_tf.deploy.upscaler import Upscaler
 from cmsc_tf.eval.metrics import psnr
 from cmsc_tf.models import presets
@@ -129,3 +129,19 @@ def test_cli_precision_option(tmp_path, capsys):
     assert rgb_psnr(fast, exact) > 45
     assert cli.run_cli([str(tmp_path / "a.png"), "--scale", "2", "--precision", "int4"]) == 2
     assert "invalid choice: 'int4'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scale,tile", [(2, None), (3, 96), (2.5, 96)])
+def test_numpy_steps_around_the_network_match_the_saved_model_graph(scale, tile):
+    """The default path's NumPy bicubic and YCbCr against the exported graph's TensorFlow steps
+    (cmsc_tf.deploy.resampling), around the same int8 network on a photograph, tiled or not."""
+    upscaler = Upscaler("cmsc_compact", tile=tile)
+    rgb = photo(90, 110)
+    y, cbcr = resampling.upsample_ycbcr(rgb, scale)
+    graph = resampling.merge_ycbcr(upscaler.network_y(y.numpy()), cbcr).numpy()
+    numpy_path = upscaler.upscale(rgb, scale)
+    assert numpy_path.shape == graph.shape == (*resampling.output_size(90, 110, scale), 3)
+    assert np.abs(numpy_path.astype(int) - graph).max() <= 1
+    # The network changed the image, so the agreement covers its output too.
+    bicubic = resampling.merge_ycbcr(y, cbcr).numpy()
+    assert np.abs(numpy_path.astype(int) - bicubic).max() > 10

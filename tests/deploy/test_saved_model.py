@@ -126,10 +126,19 @@ def test_documented_grpc_request_matches_the_signature(exported):
 
 
 def rest_tensors(body, signature):
-    """What TF-Serving's REST layer makes of a columnar JSON body: tensors of the signature's dtypes."""
+    """What TF-Serving's REST layer makes of a JSON body: tensors of the signature's dtypes.
+
+    Columnar ("inputs"): each named value as it is. Row ("instances"): each
+    name's values stacked over the rows, a new first dimension.
+    """
     specs = signature.structured_input_signature[1]
+    body = json.loads(json.dumps(body))
+    if "inputs" in body:
+        columns = body["inputs"]
+    else:
+        columns = {name: [row[name] for row in body["instances"]] for name in body["instances"][0]}
     tensors = {}
-    for name, value in json.loads(json.dumps(body))["inputs"].items():
+    for name, value in columns.items():
         if specs[name].dtype == tf.string:
             value = [base64.b64decode(v["b64"]) for v in value]
         tensors[name] = tf.constant(value, dtype=specs[name].dtype)
@@ -152,6 +161,39 @@ def test_documented_rest_bodies_match_the_signatures(exported):
     check_inputs_against_signature(signature, tensors)
     png = signature(**tensors)["png_bytes"].numpy()[0]
     assert_same_image(tf.io.decode_png(png).numpy(), reference_upscale(model, rgb, 2.0))
+
+
+def test_documented_row_format_gives_each_image_its_own_scale(exported):
+    model, _, _, loaded = exported
+    images = [random_rgb(8, 11, seed=8), random_rgb(10, 6, seed=9)]
+    body = documented_client("rest")["rest_encoded_rows"]([tf.io.encode_png(i).numpy() for i in images], [2.0, 3.0])
+    signature = loaded.signatures[body["signature_name"]]
+    tensors = rest_tensors(body, signature)
+    assert tensors["scale"].shape == [2]  # what TF-Serving makes of the rows' scales
+    check_inputs_against_signature(signature, tensors)
+    pngs = signature(**tensors)["png_bytes"].numpy()
+    for png, image, scale in zip(pngs, images, (2.0, 3.0)):
+        assert_same_image(tf.io.decode_png(png).numpy(), reference_upscale(model, image, scale))
+
+
+def test_serving_default_rows_share_one_scale(exported):
+    model, _, _, loaded = exported
+    signature = loaded.signatures["serving_default"]
+    rgb = [random_rgb(7, 9, seed=10), random_rgb(7, 9, seed=11)]
+    rows = {"instances": [{"images": image.tolist(), "scale": 2.5} for image in rgb]}
+    out = signature(**rest_tensors(rows, signature))["images"].numpy()
+    for upscaled, image in zip(out, rgb):
+        assert_same_image(upscaled, reference_upscale(model, image, 2.5))
+    rows["instances"][1]["scale"] = 3.0
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image 1: scale 3 differs from the scale of image 0"):
+        signature(**rest_tensors(rows, signature))
+
+
+@pytest.mark.parametrize("scale", [[2.0, 2.0], [[2.0]]])
+def test_a_scale_of_another_shape_is_refused_naming_it(exported, scale):
+    encoded = tf.io.encode_png(random_rgb(5, 5)).numpy()
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"scale: one value, or one per image \(3 images\)"):
+        exported[3].signatures["upscale_encoded"](image_bytes=tf.constant([encoded] * 3), scale=tf.constant(scale))
 
 
 def test_committed_vdsr_savedmodel_is_the_public_vdsr(shared_dir):

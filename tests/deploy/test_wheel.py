@@ -1,4 +1,5 @@
-"""The wheel of `pip install .` runs the shipped models by name, outside the checkout (issue 14).
+"""The wheel of `pip install .` runs the shipped models by name, outside the checkout (issue 14),
+and its commands evaluate a preset on a folder and export it to a LiteRT RGB model (issue 24).
 
 Built from a copy of the package sources (the checkout gets no build/), installed
 with ``pip install --no-deps --target`` and run with ``python -I`` from another
@@ -12,6 +13,9 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+
+import PIL.Image
+import skimage.data
 
 from cmsc_tf.models import presets
 from tests.conftest import REPO_ROOT
@@ -31,12 +35,26 @@ SCRIPT = textwrap.dedent("""
     PIL.Image.fromarray(np.arange(16 * 12 * 3, dtype=np.uint8).reshape(16, 12, 3)).save("tiny.png")
     # cmsc-upscale's default model, then a preset by name.
     assert cli.run_cli(["tiny.png", "--scale", "2", "--out", "default"]) == 0
+    assert not {"tensorflow", "keras"} & set(sys.modules), "the default path imported TensorFlow or Keras"
     assert cli.run_cli(["tiny.png", "--scale", "2", "--out", "named", "--model", "vdsr"]) == 0
     for out in ("default", "named"):
         assert PIL.Image.open(f"{out}/tiny_x2.png").size == (24, 32)
     model = cmsc_tf.CMSC.from_preset("cmsc_compact")
     assert model.receptive_radius == 20
+    assert cmsc_tf.CMSC.from_preset("vdsr").receptive_radius == 20  # rebuilt from the packaged SavedModel
+    assert list(cmsc_tf.list_presets()) == ["cmsc_compact", "cmsc_full", "vdsr"]
     print("OK")
+""")
+
+
+# What a console script does (``from <module> import run; sys.exit(run())``), with the
+# installed package alone on the path; argv[0] is the script's name.
+COMMAND = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, %r)
+    sys.argv[0] = "installed"
+    from %s import run
+    sys.exit(run())
 """)
 
 
@@ -84,3 +102,24 @@ def test_wheel_ships_presets_and_runs_them_by_name(tmp_path):
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     result = _run([sys.executable, "-I", "-c", SCRIPT, str(target)], cwd=elsewhere, env=env, timeout=300)
     assert result.stdout.strip().endswith("OK")
+
+    # The installed commands, run as their console scripts run them, on a preset.
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
+    for line in ("cmsc-upscale = cmsc_tf.deploy.cli:main", "cmsc-evaluate = cmsc_tf.eval.cli:run",
+                 "cmsc-export = cmsc_tf.deploy.export_cli:run"):
+        assert line in scripts
+    (elsewhere / "sets" / "two").mkdir(parents=True)
+    photo = skimage.data.astronaut()
+    for name, (top, left) in {"a": (40, 160), "b": (300, 200)}.items():
+        PIL.Image.fromarray(photo[top : top + 48, left : left + 40]).save(elsewhere / "sets" / "two" / f"{name}.png")
+    evaluated = _run([sys.executable, "-I", "-c", COMMAND % (str(target), "cmsc_tf.eval.cli"), "--model=cmsc_compact",
+                      "--data_dir=sets", "--datasets=two", "--scales=2", "--metrics=psnr"],
+                     cwd=elsewhere, env=env, timeout=300)
+    (row,) = [line for line in evaluated.stdout.splitlines() if line.startswith("| two | x2 |")]
+    assert 25 < float(row.split("|")[3]) < 60  # a PSNR in dB
+    _run([sys.executable, "-I", "-c", COMMAND % (str(target), "cmsc_tf.deploy.export_cli"), "--keras_model=cmsc_compact",
+          "--export_dir=out/compact", "--formats=tflite_rgb_float16"], cwd=elsewhere, env=env, timeout=300)
+    from cmsc_tf.deploy.tflite_rgb import read_embedded_metadata
+
+    assert read_embedded_metadata(elsewhere / "out" / "compact_rgb_float16.tflite")["receptive_radius"] == 20

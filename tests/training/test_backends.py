@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tests import training_helpers as helpers
-from training import checkpointing, export_lib
+from cmsc_tf.deploy import export as export_lib
+from training import checkpointing
 
 pytest.importorskip("jax")  # in the test extra; optional for users
 

@@ -1,4 +1,4 @@
-"""The absl entry points' output (training/entry.py, cmsc_tf/_quiet.py): one-line usage errors,
+"""The absl entry points' output (cmsc_tf/entry.py, cmsc_tf/_quiet.py): one-line usage errors,
 --help without TensorFlow, no TensorFlow start-up noise unless --tf_log, errors on a line of their own."""
 
 import io
@@ -12,7 +12,7 @@ import pytest
 
 from cmsc_tf import _quiet
 from tests import training_helpers as helpers
-from training import entry
+from cmsc_tf import entry
 
 ENTRY_POINTS = ("training.main", "training.export", "training.evaluate", "training.claims", "training.plot_curves")
 
@@ -23,6 +23,30 @@ module, *args = sys.argv[1:]
 sys.argv = [module, *args]
 runpy.run_module(module, run_name="__main__")
 """
+
+
+# `python -m training.main ARGS` on a machine without JAX.
+WITHOUT_JAX = """
+import runpy, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("jax", "jaxlib"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+sys.argv = ["training.main", *sys.argv[1:]]
+runpy.run_module("training.main", run_name="__main__")
+"""
+
+
+def test_a_backend_that_is_not_installed_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-c", WITHOUT_JAX, *helpers.tiny_flags(tmp_path / "run")],
+                            cwd=helpers.REPO_ROOT, env=helpers.python_env("jax"), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "training.main: error: cannot import jax (No module named 'jax'), which KERAS_BACKEND=jax needs: install it "
+        "(pip install -e '.[jax]' for JAX) or choose another KERAS_BACKEND"]
+    assert not (tmp_path / "run").exists()
 
 
 def run_blocked(module, *args):

@@ -1,4 +1,4 @@
-"""export_lib.export_checkpoint and training.export: a run's latest checkpoint exported without training further."""
+"""cmsc_tf.deploy.export.export_checkpoint and training.export: a run's latest checkpoint exported without training further."""
 
 import json
 import subprocess
@@ -11,7 +11,7 @@ import pytest
 import cmsc_tf
 from tests import training_helpers as helpers
 from training import checkpointing
-from training.export_lib import export_checkpoint
+from cmsc_tf.deploy.export import export_checkpoint
 from training.flag_values import parse_overrides
 
 
@@ -63,7 +63,7 @@ def test_export_command_reports_a_missing_run_in_one_line(tmp_path):
                             text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {tmp_path}: no checkpoint to export (needs state.json and config.json)")
+        f"training.export: error: {tmp_path}: no checkpoint to export (needs state.json and config.json)")
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -96,4 +96,5 @@ def test_export_command_converts_a_keras_file(tmp_path):
                               f"--export_dir={tmp_path}/x"], cwd=helpers.REPO_ROOT, env=helpers.python_env(),
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1
-    assert missing.stderr.strip().splitlines()[-1] == f"error: {tmp_path}/none.keras: no such .keras file"
+    assert missing.stderr.strip().splitlines()[-1] == (
+        f"training.export: error: {tmp_path}/none.keras: no such .keras file (nor a preset: cmsc_compact, cmsc_full, vdsr)")

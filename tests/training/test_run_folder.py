@@ -111,7 +111,8 @@ def test_a_truncated_checkpoint_is_named_with_the_fix(finished_run, tmp_path):
 SLOW_CHECKPOINT = """
 import sys
 import keras
-from training import entry, main
+from cmsc_tf import entry
+from training import main
 save = keras.Model.save_weights
 def save_and_wait(self, path, *args, **kwargs):
     save(self, path, *args, **kwargs)

@@ -1,6 +1,8 @@
 """Exporting a trained model: `.keras` on any backend; SavedModel and float16 TFLite with TensorFlow.
 
-Flag-free: training/export.py is the command line; train_lib exports at the end of a run.
+Flag-free: ``cmsc-export`` (:mod:`cmsc_tf.deploy.export_cli`, ``python -m
+training.export`` in a checkout) is the command line; ``training.train_lib``
+exports at the end of a run.
 """
 
 import pathlib
@@ -10,7 +12,6 @@ import keras
 import cmsc_tf  # noqa: F401  (registers the layers that load_model reads)
 from cmsc_tf.io import atomic
 from cmsc_tf.models.dtype_policy import dtype_policy
-from training import checkpointing
 
 # tflite_<variant>: the bare network (bicubic luminance -> final), for Upscaler / cmsc-upscale;
 # tflite_rgb_<variant>: self-contained (uint8 RGB + scale -> uint8 RGB, bicubic and YCbCr inside).
@@ -95,7 +96,16 @@ def export_model(model, export_dir, formats=DEFAULT_FORMATS):
 
 
 def export_checkpoint(model_dir, export_dir=None, formats=DEFAULT_FORMATS, weights=None):
-    """Rebuilds the run in `model_dir`, loads its latest checkpoint (or `weights`), exports it."""
+    """Rebuilds the run in `model_dir`, loads its latest checkpoint (or `weights`), exports it.
+
+    A training run's folder is read by the checkout's ``training`` package;
+    an installed wheel without it exports ``.keras`` files and presets only.
+    """
+    try:
+        from training import checkpointing
+    except ImportError:
+        raise ValueError("exporting a training run (--model_dir) needs the git checkout's training/ package; "
+                         "outside it, export a .keras file or a preset (--keras_model)") from None
     model_dir = pathlib.Path(model_dir)
     state = checkpointing.read_state(model_dir) if weights is None else {"weights": weights}
     if state is None or not (model_dir / checkpointing.CONFIG_FILE).is_file():
@@ -111,9 +121,14 @@ def export_checkpoint(model_dir, export_dir=None, formats=DEFAULT_FORMATS, weigh
 
 
 def export_keras_file(keras_path, export_dir, formats):
-    """Exports a saved `.keras` model (e.g. a shipped one) to other formats; returns {format: path}."""
+    """Exports a saved `.keras` model, or a preset by name, to other formats; returns {format: path}."""
+    from cmsc_tf.deploy import loader
+    from cmsc_tf.models import presets
+
+    if presets.is_preset(keras_path):
+        return export_model(loader.keras_model(keras_path), export_dir, formats)
     keras_path = pathlib.Path(keras_path)
     if not keras_path.is_file():
-        raise FileNotFoundError(f"{keras_path}: no such .keras file")
+        raise FileNotFoundError(f"{keras_path}: no such .keras file (nor a preset: {', '.join(presets.PRESETS)})")
     model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
     return export_model(model, export_dir, formats)

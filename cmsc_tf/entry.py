@@ -1,12 +1,15 @@
-"""What the absl entry points of training/ share: one-line usage errors, quiet start-up, errors on their own line.
+"""What the absl entry points share: one-line usage errors, quiet start-up, errors on their own line.
 
-Each ``python -m training.<script>`` ends with ``entry.run(main, "training.<script>")``
+The installed commands (``cmsc-evaluate``, ``cmsc-export``) and each
+``python -m training.<script>`` of a checkout end with ``entry.run(main, "<program>")``
 instead of ``app.run(main)``:
 
 - a bad command line (an unknown flag, a bad flag value, a missing flag file,
   an ``app.UsageError`` raised by ``main``) is one line on stderr,
   ``training.<script>: error: <message>``, and exit status 2, instead of
   absl's usage text (``--help`` still prints it);
+- a :class:`CommandError` raised by ``main`` (bad input found while working)
+  is one line, ``<program>: error: <message>``, and exit status 1;
 - Ctrl-C is one line, ``training.<script>: interrupted`` (plus the script's
   hint, e.g. how to resume), and exit status 130, instead of a traceback;
   SIGTERM the same, ``interrupted by SIGTERM`` and exit status 143, after the
@@ -21,6 +24,7 @@ instead of ``app.run(main)``:
   errors answer at once.
 """
 
+import os
 import signal
 import sys
 
@@ -34,6 +38,7 @@ flags.DEFINE_bool("tf_log", False, "Show the C++ log lines of TensorFlow, XLA an
                   "start-up notices, 'no CUDA driver' errors), which are hidden by default.")
 
 USAGE_ERROR_CODE = 2
+ERROR_CODE = 1
 INTERRUPTED_CODE = 130  # the shell's code for SIGINT
 
 
@@ -70,8 +75,22 @@ def fresh_line():
 
 
 def load(*libraries):
-    """Imports ``libraries`` (``cmsc_tf._quiet.load``): quietly, unless ``--tf_log``."""
-    _quiet.load(*libraries, verbose=FLAGS.tf_log)
+    """Imports ``libraries`` (``cmsc_tf._quiet.load``): quietly, unless ``--tf_log``.
+
+    A library that Keras's backend needs and that is not installed
+    (``KERAS_BACKEND=jax`` without JAX) is a usage error: one line, exit 2.
+    """
+    try:
+        _quiet.load(*libraries, verbose=FLAGS.tf_log)
+    except ImportError as error:
+        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        raise app.UsageError(
+            f"cannot import {error.name or 'a library'} ({error}), which KERAS_BACKEND={backend} needs: install it "
+            "(pip install -e '.[jax]' for JAX) or choose another KERAS_BACKEND") from None
+
+
+class CommandError(Exception):
+    """A failure of the command's work (a missing file, a damaged model): one line, exit status 1."""
 
 
 def usage_error(program, message):
@@ -91,12 +110,19 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def run(main, program, interrupted=""):
+def run(main, program, interrupted="", flags_module=None):
     """``app.run(main)`` with the conventions of the module docstring.
 
     ``interrupted``: what to add to the line printed on Ctrl-C (e.g. how to resume).
+    ``flags_module``: the module (or its name) that defines the command's flags,
+    when it is not the main module (an installed command, or a thin
+    ``python -m training.*`` over a library module): ``--help`` lists the
+    main module's key flags only.
     """
     track_lines()
+    if flags_module is not None:
+        for flag in FLAGS.get_key_flags_for_module(flags_module):
+            FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
     def parse_flags(argv):
         try:
@@ -109,6 +135,10 @@ def run(main, program, interrupted=""):
             return main(argv)
         except app.UsageError as error:
             usage_error(program, error)
+        except CommandError as error:
+            fresh_line()
+            print(f"{program}: error: {error}", file=sys.stderr, flush=True)
+            sys.exit(ERROR_CODE)
         except KeyboardInterrupt as error:
             fresh_line()
             cause = " by SIGTERM" if isinstance(error, Terminated) else ""
