@@ -221,9 +221,11 @@ def _check_saved_model_metadata(model):
 
     Such a graph may do anything when run, and its tiling halo is unknown.
     """
+    if not os.path.isdir(model):  # a preset name or a file: no SavedModel, and no TensorFlow to load
+        return
     from cmsc_tf.deploy import saved_model
 
-    if os.path.isdir(model) and not saved_model.read_metadata(saved_model.resolve_saved_model_dir(model)):
+    if not saved_model.read_metadata(saved_model.resolve_saved_model_dir(model)):
         raise ValueError(f"{model}: a SavedModel without {saved_model.METADATA_FILE}: cmsc-upscale runs only "
                          "SavedModels written by cmsc_tf (export_saved_model); a SavedModel runs its own graph, "
                          "so load only trusted ones (docs/serving.md)")
