@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import select
 import socket
 import subprocess
 import sys
@@ -68,6 +69,54 @@ def run_main(flags, timeout, backend="tensorflow", env=None):
     return subprocess.run([sys.executable, "-m", "training.main", *flags], cwd=REPO_ROOT,
                           env={**python_env(backend), **(env or {})}, capture_output=True, text=True,
                           timeout=timeout)
+
+
+class PausedRun:
+    """`python -m training.main FLAGS` stopped by the trainer's test hook (training/callbacks.py,
+    PauseAtStep) after global step `step` and its checkpoint.
+
+    `announced` is the step the run announced ("" if it ended first). While paused
+    the run waits for `resume()`; a signal sent meanwhile arrives at that point.
+    stdout and stderr go to the file `output` (a pipe left unread could block the run).
+    """
+
+    def __init__(self, flags, step, output, env=None):
+        announce_read, announce_write = os.pipe()
+        resume_read, self._resume = os.pipe()
+        self.output = pathlib.Path(output)
+        with open(self.output, "w") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "training.main", *flags], cwd=REPO_ROOT,
+                env={**(env or python_env()), "CMSC_TEST_PAUSE": f"{step},{announce_write},{resume_read}"},
+                stdout=sink, stderr=subprocess.STDOUT, pass_fds=(announce_write, resume_read))
+        os.close(announce_write)
+        os.close(resume_read)
+        with os.fdopen(announce_read) as announcements:
+            # A guard against a hung run, not a synchronisation: the line or the end of
+            # file (the run exited) comes first in any run that works.
+            if not select.select([announcements], [], [], 600)[0]:
+                self.process.kill()
+            self.announced = announcements.readline().strip()
+
+    def resume(self):
+        if self._resume is not None:
+            os.close(self._resume)
+            self._resume = None
+
+    def finish(self, timeout):
+        """Resumes the run, waits for it and returns its output."""
+        self.resume()
+        self.process.wait(timeout=timeout)
+        return self.output.read_text()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.resume()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def h5_arrays(path):
