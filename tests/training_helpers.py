@@ -1,5 +1,6 @@
 """Shared pieces of the training tests: a tiny configuration and subprocess helpers."""
 
+import contextlib
 import os
 import pathlib
 import select
@@ -138,7 +139,24 @@ def final_weights(model_dir):
     return h5_arrays(pathlib.Path(model_dir) / state["weights"])
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@contextlib.contextmanager
+def reserved_ports(count):
+    """`count` localhost ports held for servers that bind them with SO_REUSEADDR (gRPC's, so
+    TensorFlow's multi-worker servers do).
+
+    Each is bound here with SO_REUSEADDR and stays bound, never listening, until
+    the block ends: the kernel lends it to no other bind or outgoing connection,
+    and Linux lets a second SO_REUSEADDR socket bind a port whose other sockets
+    are not listening. No gap between choosing a port and the server binding it.
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            held = socket.socket()
+            sockets.append(held)
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            held.bind(("127.0.0.1", 0))
+        yield [held.getsockname()[1] for held in sockets]
+    finally:
+        for held in sockets:
+            held.close()
