@@ -197,13 +197,25 @@ for r in results:
 def test_train_cmsc_runs(tmp_path, notebook_env, kernel_manager_factory):
     work = tmp_path / "work"
     checks = """
-import math
+import numpy as np
+from cmsc_tf.io import image_sets
+from cmsc_tf.io.images import read_image
 assert [(r["dataset"], r["scale"]) for r in evaluation] == [("Set5", 2)]
 assert [i["name"] for i in evaluation[0]["images"]] == ["baby", "bird", "butterfly", "head", "woman"]
-# Five training steps leave the model far from trained: only a finite score is expected.
-assert math.isfinite(evaluation[0]["psnr"]), evaluation[0]
-# The SavedModel and the TFLite model are the same network: their results agree closely.
-assert abs(tflite_psnr["SavedModel"] - tflite_psnr["TFLite dynamic_int8"]) < 1.0, tflite_psnr
+# Five training steps leave the model far from trained (below bicubic), so its scores are
+# checked against the network itself: the protocol run here on the loaded Keras model.
+# Two float32 executions agree to about 1e-5 (on 0..1), which moves a PSNR of RMSE e by
+# at most (20 / ln 10) 1e-5 / e.
+def predict(x):
+    final = model(x[None, :, :, None].astype("float32"), training=False)[-1]
+    return protocol.to_image(keras.ops.convert_to_numpy(final), x.shape)
+for path, scored in zip(image_sets.list_images(f"{data_dir}/benchmark/Set5"), evaluation[0]["images"]):
+    direct = protocol.score_image(protocol.hr_luminance(read_image(path), 2), 2, predict, ("psnr",))[0]["psnr"]
+    assert abs(scored["psnr"] - direct) <= 8.686e-5 / 10 ** (-direct / 20), (path, scored, direct)
+# The SavedModel and the int8 file run the same network: their luminances differ by less
+# than the output's own step, one grey level (RMS).
+difference = color.luminance(outputs["SavedModel"]).astype(float) - color.luminance(outputs["TFLite dynamic_int8"])
+assert np.sqrt(np.mean(difference ** 2)) < 1.0, (np.abs(difference).max(), tflite_psnr)
 assert full_flags[:2] == ["--flagfile=cmsc.flags", "--strategy=default"], full_flags
 """
     _execute(

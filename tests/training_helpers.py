@@ -1,7 +1,9 @@
 """Shared pieces of the training tests: a tiny configuration and subprocess helpers."""
 
+import contextlib
 import os
 import pathlib
+import select
 import socket
 import subprocess
 import sys
@@ -76,6 +78,54 @@ def run_main(flags, timeout, backend="tensorflow", env=None):
                           timeout=timeout)
 
 
+class PausedRun:
+    """`python -m training.main FLAGS` stopped by the trainer's test hook (training/callbacks.py,
+    PauseAtStep) after global step `step` and its checkpoint.
+
+    `announced` is the step the run announced ("" if it ended first). While paused
+    the run waits for `resume()`; a signal sent meanwhile arrives at that point.
+    stdout and stderr go to the file `output` (a pipe left unread could block the run).
+    """
+
+    def __init__(self, flags, step, output, env=None):
+        announce_read, announce_write = os.pipe()
+        resume_read, self._resume = os.pipe()
+        self.output = pathlib.Path(output)
+        with open(self.output, "w") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "training.main", *flags], cwd=REPO_ROOT,
+                env={**(env or python_env()), "CMSC_TEST_PAUSE": f"{step},{announce_write},{resume_read}"},
+                stdout=sink, stderr=subprocess.STDOUT, pass_fds=(announce_write, resume_read))
+        os.close(announce_write)
+        os.close(resume_read)
+        with os.fdopen(announce_read) as announcements:
+            # A guard against a hung run, not a synchronisation: the line or the end of
+            # file (the run exited) comes first in any run that works.
+            if not select.select([announcements], [], [], 600)[0]:
+                self.process.kill()
+            self.announced = announcements.readline().strip()
+
+    def resume(self):
+        if self._resume is not None:
+            os.close(self._resume)
+            self._resume = None
+
+    def finish(self, timeout):
+        """Resumes the run, waits for it and returns its output."""
+        self.resume()
+        self.process.wait(timeout=timeout)
+        return self.output.read_text()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.resume()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
 def h5_arrays(path):
     """Every array of a Keras weights file (model and optimizer), by its path in the file."""
     import h5py
@@ -95,7 +145,24 @@ def final_weights(model_dir):
     return h5_arrays(pathlib.Path(model_dir) / state["weights"])
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@contextlib.contextmanager
+def reserved_ports(count):
+    """`count` localhost ports held for servers that bind them with SO_REUSEADDR (gRPC's, so
+    TensorFlow's multi-worker servers do).
+
+    Each is bound here with SO_REUSEADDR and stays bound, never listening, until
+    the block ends: the kernel lends it to no other bind or outgoing connection,
+    and Linux lets a second SO_REUSEADDR socket bind a port whose other sockets
+    are not listening. No gap between choosing a port and the server binding it.
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            held = socket.socket()
+            sockets.append(held)
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            held.bind(("127.0.0.1", 0))
+        yield [held.getsockname()[1] for held in sockets]
+    finally:
+        for held in sockets:
+            held.close()

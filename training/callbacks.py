@@ -354,3 +354,41 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if finite_loss(logs) and self.nan_guard.stopped_at is None:
             self._save(epoch=epoch + 1)
+
+
+# The test-only hook: "STEP,ANNOUNCE_FD,RESUME_FD" (tests/training_helpers.py starts such runs).
+PAUSE_VARIABLE = "CMSC_TEST_PAUSE"
+
+
+class PauseAtStep(keras.callbacks.Callback):
+    """After global step `step` (its checkpoint included: last in the list) writes "STEP\n" to
+    `announce_fd` and waits until `resume_fd` reaches its end.
+
+    A test that signals or kills a run at a known point reads the line, sends
+    its signal, then closes its end of `resume_fd`: it waits on the run's own
+    announcement, and the run cannot finish before the signal arrives.
+    """
+
+    def __init__(self, progress, step, announce_fd, resume_fd):
+        super().__init__()
+        self.progress, self.step = progress, step
+        self.announce_fd, self.resume_fd = announce_fd, resume_fd
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.announce_fd is None or self.progress.step < self.step:
+            return
+        os.write(self.announce_fd, f"{self.progress.step}\n".encode())
+        os.close(self.announce_fd)
+        self.announce_fd = None
+        while os.read(self.resume_fd, 4096):  # a signal handler's exception (Ctrl-C) ends the wait too
+            pass
+        os.close(self.resume_fd)
+
+
+def pause_from_environment(progress):
+    """The PauseAtStep that $CMSC_TEST_PAUSE asks for, or None (outside tests)."""
+    value = os.environ.get(PAUSE_VARIABLE)
+    if not value:
+        return None
+    step, announce_fd, resume_fd = (int(part) for part in value.split(","))
+    return PauseAtStep(progress, step, announce_fd, resume_fd)

@@ -135,6 +135,9 @@ def make_callbacks(config, run, source, val_images, clock):
     callbacks.append(cb.ResumableCheckpoint(
         str(model_dir), config.checkpoint_every_steps, run.steps_per_epoch, progress, nan_guard,
         is_chief=chief, keep_epoch_checkpoints=config.keep_epoch_checkpoints))
+    pause = cb.pause_from_environment(progress)  # tests only: after the step's checkpoint
+    if pause:
+        callbacks.append(pause)
     return callbacks, nan_guard
 
 

@@ -15,15 +15,14 @@ import pathlib
 import numpy as np
 from tqdm import tqdm
 
-from cmsc_tf.eval import protocol
+from cmsc_tf.eval import paper_table3, protocol
 from cmsc_tf.io import atomic, image_sets, images
 from cmsc_tf.numerics import color, degradation
+from cmsc_tf.numerics.rounding import matlab_uint8
 
 DEFAULT_DATASETS = ("Set5", "Set14", "BSD100", "Urban100")
 DEFAULT_SCALES = (2, 3, 4)
 DEFAULT_METRICS = ("psnr", "ssim", "ifc")
-# Printed precision of Table III.
-_DECIMALS = {"psnr": 2, "ssim": 4, "ifc": 4}
 
 
 def colour_prediction(hr_uint8, sr, scale):
@@ -35,11 +34,11 @@ def colour_prediction(hr_uint8, sr, scale):
     sr = np.clip(sr, 0.0, 1.0)
     hr = degradation.modcrop(hr_uint8, scale)
     if hr.ndim == 2 or hr.shape[-1] <= 2:
-        return np.floor(sr * 255 + 0.5).astype(np.uint8)
+        return matlab_uint8(sr * 255)
     ycbcr = color.rgb2ycbcr(hr[..., :3].astype(np.float64) / 255)
     chroma = degradation.degrade(ycbcr[..., 1:], scale)
     rgb = color.ycbcr2rgb(np.concatenate([sr[..., None], chroma], axis=-1))
-    return np.floor(rgb * 255 + 0.5).astype(np.uint8)
+    return matlab_uint8(rgb * 255)
 
 
 def evaluate_set(predictor, image_paths, scale, metrics=DEFAULT_METRICS, save_dir=None, description=None):
@@ -113,7 +112,7 @@ def format_table(results, metrics=DEFAULT_METRICS):
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for record in results:
         cells = [record["dataset"], f"x{record['scale']}"]
-        cells += [f"{record[name]:.{_DECIMALS[name]}f}" for name in metrics]
+        cells += [f"{record[name]:.{paper_table3.DECIMALS[name]}f}" for name in metrics]
         cells.append(f"{record['seconds_per_image']:.4f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -19,6 +19,8 @@ the float twins for graphs are in :mod:`cmsc_tf.numerics.color_tf`.
 
 import numpy as np
 
+from cmsc_tf.numerics.rounding import matlab_uint8
+
 # MATLAB's origT and origOffset (rgb2ycbcr.m): rows Y, Cb, Cr; RGB in [0, 1],
 # YCbCr on the 0..255 scale.
 _RGB_TO_YCBCR = np.array(
@@ -29,10 +31,6 @@ _RGB_TO_YCBCR = np.array(
     ]
 )
 _YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
-
-
-def _round_uint8(a):
-    return np.floor(np.clip(a, 0, 255) + 0.5).astype(np.uint8)
 
 
 def _check_three_channels(name, img):
@@ -66,7 +64,7 @@ def rgb2ycbcr(img):
     # 0..255 scale for uint8 and is scaled by 1/255 for floats.
     matrix = _RGB_TO_YCBCR * (1 / 255)
     if img.dtype == np.uint8:
-        return _round_uint8(_apply_affine(img.astype(np.float64), matrix, _YCBCR_OFFSET))
+        return matlab_uint8(_apply_affine(img.astype(np.float64), matrix, _YCBCR_OFFSET))
     return _apply_affine(img.astype(np.float64), matrix, _YCBCR_OFFSET * (1 / 255))
 
 
@@ -78,7 +76,7 @@ def ycbcr2rgb(img):
     inverse = np.linalg.inv(_RGB_TO_YCBCR)
     offset = inverse @ _YCBCR_OFFSET
     if img.dtype == np.uint8:
-        return _round_uint8(_apply_affine(img.astype(np.float64), 255 * inverse, -255 * offset))
+        return matlab_uint8(_apply_affine(img.astype(np.float64), 255 * inverse, -255 * offset))
     return np.clip(_apply_affine(img.astype(np.float64), 255 * inverse, -offset), 0.0, 1.0)
 
 

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from cmsc_tf.numerics.rounding import matlab_uint8
+
 # Output lengths above this are refused: a dense weight matrix of that size
 # is already hundreds of MB, and no benchmark image comes close.
 MAX_OUTPUT_LENGTH = 1 << 15
@@ -136,11 +138,6 @@ def _scales_and_shape(in_shape, scale, output_shape):
     return scales, out_shape
 
 
-def _round_uint8(a):
-    # MATLAB rounds halves away from zero; the values are non-negative once clipped.
-    return np.floor(np.clip(a, 0, 255) + 0.5)
-
-
 def imresize_np(image, scale=None, output_shape=None):
     """MATLAB ``imresize(image, scale, 'bicubic')`` in float64.
 
@@ -169,7 +166,7 @@ def imresize_np(image, scale=None, output_shape=None):
         matrix = weight_matrix_np(int(image.shape[axis]), int(out_shape[axis]), float(scales[axis]))
         result = np.moveaxis(np.tensordot(matrix, result, axes=([1], [axis])), 0, axis)
         if is_uint8:
-            result = _round_uint8(result)
+            result = matlab_uint8(result)  # each pass, as MATLAB
     return result.astype(np.uint8) if is_uint8 else result
 
 

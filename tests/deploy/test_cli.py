@@ -258,17 +258,22 @@ def test_corrupt_keras_file_is_named_as_such(tmp_path, capsys, damage):
     assert line == f"cmsc-upscale: error: cannot load model: {model}: not a valid .keras file (not a zip archive: truncated or corrupt)"
 
 
-# Writes the first image half, says so on stdout, then sleeps: the signal
-# arrives while a temporary file is on disk, the case that must leave none.
+# Writes the first image half, says so on stdout, then waits for its stdin to
+# close (the test closes it after the signal, so no delay lets the write go on):
+# the signal arrives while a temporary file is on disk, the case that must leave none.
 _SLOW_WRITER = """
-import sys, time, PIL.Image
+import sys, PIL.Image
 from cmsc_tf.deploy import cli
+
+def no_signal():
+    raise AssertionError("stdin closed but no signal arrived")
 
 def slow_save(self, fp, format=None, **params):
     with open(fp, "wb") as f:
         f.write(b"half an image")
     print("writing", flush=True)
-    time.sleep(60)
+    sys.stdin.read()
+    no_signal()  # entering a Python function runs a pending signal's handler first
 
 PIL.Image.Image.save = slow_save
 sys.argv[0] = "cmsc-upscale"
@@ -284,13 +289,14 @@ def test_signals_leave_no_temporary_file(tmp_path, model_path, signum, code):
     env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen(
         [sys.executable, "-c", _SLOW_WRITER, *(f"{i}.png" for i in range(3)), "--scale", "2", "--model", model_path,
-         "--out", str(out)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--out", str(out)], cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
     try:
         assert process.stdout.readline() == "writing\n"
         [temporary] = os.listdir(out)
         assert atomic.is_temporary(temporary)
         process.send_signal(signum)
-        _, stderr = process.communicate(timeout=60)
+        _, stderr = process.communicate(timeout=60)  # closes stdin: the writer's wait ends
     finally:
         process.kill()
     assert process.returncode == code, stderr

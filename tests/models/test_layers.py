@@ -11,6 +11,7 @@ from cmsc_tf.models.layers import (
     ResidualFeaturesSubnetwork,
     WeightedEnsemble,
 )
+from training import keras_hooks
 
 
 def np_conv_same(x, kernel):
@@ -33,7 +34,7 @@ def np_leaky(x, slope=0.2):
 def randomise_batch_norms(layer, rng):
     """Gives every BN layer non-trivial statistics so that inference-mode BN
     is a real affine map in the comparison, not the identity."""
-    for sub in layer._flatten_layers(include_self=False, recursive=True):
+    for sub in keras_hooks.all_layers(layer):
         if isinstance(sub, keras.layers.BatchNormalization):
             n = sub.gamma.shape[0]
             sub.gamma.assign(rng.uniform(0.5, 1.5, n))

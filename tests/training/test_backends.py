@@ -9,22 +9,24 @@ import keras
 import numpy as np
 import pytest
 
+from cmsc_tf.deploy import loader
+from cmsc_tf.eval import protocol
+from cmsc_tf.io import image_sets
 from tests import training_helpers as helpers
 from cmsc_tf.deploy import export as export_lib
 from training import checkpointing
 
 pytest.importorskip("jax")  # in the test extra; optional for users
 
-# quick.flags, a few short epochs: the embedded default model and data, on a budget.
+# A few short epochs of a tiny model with Adam, BN recalibration and a rate decay:
+# every part of the state a resumed run must carry over.
 STEPS_PER_EPOCH = 3
-QUICK_FEW_STEPS = ["--flagfile=quick.flags", f"--steps_per_epoch={STEPS_PER_EPOCH}", "--val_set=", "--export_dir=",
-                   "--tensorboard=false", "--bn_recalibration_batches=2", "--checkpoint_every_steps=0",
-                   "--lr_decay_epochs=1"]
 
 
 def _train(backend, model_dir, epochs):
-    result = helpers.run_main([*QUICK_FEW_STEPS, f"--model_dir={model_dir}", f"--epochs={epochs}"],
-                              timeout=600, backend=backend)
+    flags = helpers.tiny_flags(model_dir, epochs=epochs, steps_per_epoch=STEPS_PER_EPOCH, lr_decay_epochs=1,
+                               lr_decay_factor=0.1, bn_recalibration_batches=2, checkpoint_every_steps=0)
+    result = helpers.run_main(flags, timeout=600, backend=backend)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -40,7 +42,7 @@ def _start_from_epoch(source_dir, epoch, model_dir):
 
 @pytest.mark.slow
 def test_a_run_resumed_on_the_other_backend_equals_an_uninterrupted_one(tmp_path):
-    """quick.flags for 3 epochs of 3 steps on each backend; then, from each one's checkpoint
+    """3 epochs of 3 steps on each backend; then, from each one's checkpoint
     of epoch 2, the last epoch on the other backend: the weights and the optimizer state
     (iterations, learning rate, Adam's moments) equal those of the uninterrupted run, to
     float rounding of two backends. Both ways: JAX -> TensorFlow and TensorFlow -> JAX."""
@@ -64,6 +66,9 @@ def test_a_run_resumed_on_the_other_backend_equals_an_uninterrupted_one(tmp_path
         # The learning rate decayed from epoch index 1 (--lr_decay_epochs=1), on both backends.
         assert [float(v) for v in scalars.values() if v.dtype.kind == "f"] == pytest.approx([1e-4])
 
+
+# JAX's and TensorFlow's float32 outputs of the same weights agree to this (on 0..1).
+OUTPUT_ATOL = 2e-5
 
 NO_TENSORFLOW = helpers.BLOCK_TENSORFLOW + """
 import runpy
@@ -102,11 +107,19 @@ def test_jax_backend_trains_without_tensorflow_and_tensorflow_exports_the_result
     summary = json.loads((run / "summary.json").read_text())
     assert summary["backend"] == "jax" and summary["keras"] == f"{tmp_path}/exported.keras"
     assert "python -m training.export" in summary["export_note"] and "saved_model" not in summary
-    assert summary["psnr"]["3"] > 0  # validated on the JAX backend
 
     written = export_lib.export_checkpoint(run, tmp_path / "out" / "tiny", ["keras", "saved_model"])
     loaded = keras.models.load_model(written["keras"], safe_mode=True)
     jax_output = np.load(tmp_path / "x.npy.out.npy")
     assert np.abs(jax_output - x).max() > 1e-4  # trained away from the bicubic start
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)[-1]), jax_output, atol=2e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)[-1]), jax_output, atol=OUTPUT_ATOL)
+    # The PSNR validated on JAX is the score training.evaluate's path gives the exported
+    # weights here on TensorFlow (astronaut, the set's first image, at x3). Outputs that
+    # differ by at most OUTPUT_ATOL move an RMSE e (on 0..1) by as much, so the PSNR,
+    # -20 log10(e), by at most (20 / ln 10) OUTPUT_ATOL / e; plus the summary's rounding.
+    (_, astronaut), *_ = image_sets.read_luminance_set("skimage_test")
+    scores, _, _ = protocol.score_image(protocol.hr_luminance(astronaut, 3), 3,
+                                        loader.load_predictor(str(written["keras"])), ("psnr",))
+    rmse = 10 ** (-scores["psnr"] / 20)
+    assert summary["psnr"]["3"] == pytest.approx(scores["psnr"], abs=8.686 * OUTPUT_ATOL / rmse + 5e-5)
     assert (written["saved_model"] / "saved_model.pb").is_file()

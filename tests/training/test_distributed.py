@@ -3,6 +3,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -71,18 +72,21 @@ def test_mirrored_two_replicas_equal_one_device_with_the_same_global_batch(tmp_p
 
 
 def test_two_process_multi_worker_run_trains_and_workers_agree(tmp_path):
-    ports = [helpers.free_port(), helpers.free_port()]
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    processes = []
-    for index in range(2):
-        env = helpers.python_env()
-        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        # Synchronized BN: otherwise each worker keeps moving statistics of its own shard.
-        flags = helpers.tiny_flags(tmp_path / "run", strategy="multi_worker",
-                                   sync_batch_norm=True, epochs=1, steps_per_epoch=3,
-                                   batch_size=8, checkpoint_every_steps=0)
-        processes.append(_run_worker(tmp_path / f"worker{index}.npz", flags, env=env))
-    outputs = _finish(processes, timeout=240)
+    with helpers.reserved_ports(2) as ports:
+        # The reservation keeps out a plain bind (what another program picking a port does).
+        with socket.socket() as intruder, pytest.raises(OSError):
+            intruder.bind(("127.0.0.1", ports[0]))
+        cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+        processes = []
+        for index in range(2):
+            env = helpers.python_env()
+            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            # Synchronized BN: otherwise each worker keeps moving statistics of its own shard.
+            flags = helpers.tiny_flags(tmp_path / "run", strategy="multi_worker",
+                                       sync_batch_norm=True, epochs=1, steps_per_epoch=3,
+                                       batch_size=8, checkpoint_every_steps=0)
+            processes.append(_run_worker(tmp_path / f"worker{index}.npz", flags, env=env))
+        outputs = _finish(processes, timeout=240)
     assert "strategy multi_worker with 2 replica(s)" in outputs[0]
     a, b = _weights(tmp_path / "worker0.npz"), _weights(tmp_path / "worker1.npz")
     assert len(a) == len(b) > 0

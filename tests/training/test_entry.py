@@ -2,11 +2,9 @@
 --help without TensorFlow, no TensorFlow start-up noise unless --tf_log, errors on a line of their own."""
 
 import io
-import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -165,26 +163,18 @@ def test_a_nan_stop_after_a_progress_bar_starts_its_own_line(tmp_path):
 
 
 def test_ctrl_c_mid_epoch_is_one_line_of_its_own_after_the_open_progress_bar(tmp_path):
-    """Keras leaves its bar mid-line when interrupted; the message still starts a line; exit 130."""
-    model_dir = tmp_path / "interrupted"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "training.main", *helpers.tiny_flags(
-            model_dir, epochs=3, steps_per_epoch=12, checkpoint_every_steps=3, verbose=1)],
-        cwd=helpers.REPO_ROOT, env=helpers.user_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None:  # a checkpoint mid-epoch: the bar is open
-            try:
-                if json.loads((model_dir / "state.json").read_text())["step"] % 12:
-                    break
-            except (FileNotFoundError, json.JSONDecodeError):
-                pass
-            time.sleep(0.01)
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == 130, output[-3000:]
+    """Keras leaves its bar mid-line when interrupted; the message still starts a line; exit 130.
+
+    The run pauses after step 9 (epoch 2 of 6 steps, its bar open) and is interrupted there."""
+    flags = helpers.tiny_flags(tmp_path / "interrupted", epochs=2, steps_per_epoch=6, checkpoint_every_steps=3,
+                               verbose=1)
+    with helpers.PausedRun(flags, 9, tmp_path / "output.txt", env=helpers.user_env()) as run:
+        assert run.announced == "9", run.output.read_text()[-3000:]
+        run.process.send_signal(signal.SIGINT)
+        output = run.finish(timeout=120)
+    assert run.process.returncode == 130, output[-3000:]
+    lines = output.split("\n")
     assert ("training.main: interrupted; rerun the same command to resume from the last checkpoint in "
-            "--model_dir") in output.split("\n"), output[-3000:]
+            "--model_dir") in lines, output[-3000:]
+    assert any(line.startswith("Epoch 2/2") for line in lines), output[-3000:]  # the bar it interrupted
     assert "Traceback" not in output and helpers.noise_lines(output) == []

@@ -3,9 +3,6 @@
 import csv
 import json
 import signal
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
@@ -71,37 +68,16 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path, every_steps):
         assert all(np.isfinite(w).all() for w in model.get_weights()), path
 
 
-def _poll_state(model_dir, process, steps_per_epoch, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            state = json.loads((model_dir / "state.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            state = None
-        if state and state["step"] > steps_per_epoch and state["step"] % steps_per_epoch:
-            return state
-        time.sleep(0.01)
-    return None
-
-
 def test_sigkill_mid_epoch_then_restart_equals_an_uninterrupted_run(tmp_path):
     model_dir = tmp_path / "run"
     epochs, steps = 3, 12
     flags = helpers.tiny_flags(model_dir, epochs=epochs, steps_per_epoch=steps, checkpoint_every_steps=3)
-    process = subprocess.Popen([sys.executable, "-m", "training.main", *flags],
-                               cwd=helpers.REPO_ROOT, env=helpers.python_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        seen = _poll_state(model_dir, process, steps, timeout=180)
-        assert seen is not None, "the run ended or stalled before a mid-epoch checkpoint"
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    with helpers.PausedRun(flags, 15, tmp_path / "output.txt") as run:  # epoch 2, after its step-15 checkpoint
+        assert run.announced == "15", run.output.read_text()[-3000:]
+        run.process.send_signal(signal.SIGKILL)
+        run.process.wait(timeout=30)
     state = json.loads((model_dir / "state.json").read_text())
-    assert (model_dir / state["weights"]).exists()
-    assert steps < state["step"] < epochs * steps and state["step"] % steps
+    assert (model_dir / state["weights"]).exists() and state["step"] == 15
     logged_before = [row["epoch"] for row in csv.DictReader(open(model_dir / "training_log.csv"))]
     assert logged_before == [str(e) for e in range(1, state["step"] // steps + 1)]
 
