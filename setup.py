@@ -62,7 +62,7 @@ setup(
     },
     entry_points={"console_scripts": [
         "cmsc-upscale = cmsc_tf.deploy.cli:main",
-        "cmsc-evaluate = cmsc_tf.eval.cli:run",
+        "cmsc-evaluate = cmsc_tf.deploy.evaluate_cli:run",
         "cmsc-export = cmsc_tf.deploy.export_cli:run",
     ]},
 )

@@ -24,11 +24,11 @@ DOC_FILES = sorted(
 # installed absl commands; each -> the source file that defines its flags.
 ABSL_SOURCES = {
     "training.main": "training/main.py",
-    "training.evaluate": "cmsc_tf/eval/cli.py",
+    "training.evaluate": "cmsc_tf/deploy/evaluate_cli.py",
     "training.export": "cmsc_tf/deploy/export_cli.py",
     "training.claims": "training/claims.py",
     "training.plot_curves": "training/plot_curves.py",
-    "cmsc-evaluate": "cmsc_tf/eval/cli.py",
+    "cmsc-evaluate": "cmsc_tf/deploy/evaluate_cli.py",
     "cmsc-export": "cmsc_tf/deploy/export_cli.py",
 }
 CLI_MODULE = "cmsc_tf.deploy.cli"

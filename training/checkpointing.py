@@ -287,3 +287,23 @@ def seed_run(model_dir, source):
     new_state = {**extra, "step": int(state["step"]), "weights": name}
     atomic.write_text(model_dir / STATE_FILE, json.dumps(new_state, indent=1) + "\n")
     return new_state
+
+
+def export_checkpoint(model_dir, export_dir=None, formats=None, weights=None):
+    """Rebuilds the run in `model_dir`, loads its latest checkpoint (or `weights`), exports it with
+    :func:`cmsc_tf.deploy.export.export_model`; returns {format: path}."""
+    from cmsc_tf.deploy.export import DEFAULT_FORMATS, export_model
+
+    formats = DEFAULT_FORMATS if formats is None else formats
+    model_dir = pathlib.Path(model_dir)
+    state = read_state(model_dir) if weights is None else {"weights": weights}
+    if state is None or not (model_dir / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{model_dir}: no checkpoint to export (needs state.json and config.json)")
+    weights_path = model_dir / state["weights"]  # an absolute `weights` stays as it is
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"{weights_path}: no such weights file")
+    model, config = build_from_run(model_dir, weights_path)
+    export_dir = export_dir or config.get("export_dir")
+    if not export_dir:
+        raise ValueError(f"{model_dir}: the run has no export_dir; pass --export_dir")
+    return export_model(model, export_dir, formats)

@@ -1,8 +1,16 @@
-"""``python -m training.export``: ``cmsc-export`` run from a checkout (:mod:`cmsc_tf.deploy.export_cli`, its flags and usage)."""
+"""``python -m training.export``: ``cmsc-export`` run from a checkout (:mod:`cmsc_tf.deploy.export_cli`, its flags and
+usage), which also exports a training run (--model_dir) with :func:`training.checkpointing.export_checkpoint`."""
 
 from cmsc_tf import entry
 from cmsc_tf.deploy import export_cli
 from cmsc_tf.deploy.export_cli import __doc__  # noqa: F401  (absl's --help prints the main module's docstring)
 
+
+def main(argv):
+    from training.checkpointing import export_checkpoint
+
+    return export_cli.main(argv, export_run=export_checkpoint)
+
+
 if __name__ == "__main__":
-    entry.run(export_cli.main, "training.export", flags_module=export_cli)
+    entry.run(main, "training.export", flags_module=export_cli)

@@ -95,31 +95,6 @@ def export_model(model, export_dir, formats=DEFAULT_FORMATS):
     return written
 
 
-def export_checkpoint(model_dir, export_dir=None, formats=DEFAULT_FORMATS, weights=None):
-    """Rebuilds the run in `model_dir`, loads its latest checkpoint (or `weights`), exports it.
-
-    A training run's folder is read by the checkout's ``training`` package;
-    an installed wheel without it exports ``.keras`` files and presets only.
-    """
-    try:
-        from training import checkpointing
-    except ImportError:
-        raise ValueError("exporting a training run (--model_dir) needs the git checkout's training/ package; "
-                         "outside it, export a .keras file or a preset (--keras_model)") from None
-    model_dir = pathlib.Path(model_dir)
-    state = checkpointing.read_state(model_dir) if weights is None else {"weights": weights}
-    if state is None or not (model_dir / checkpointing.CONFIG_FILE).is_file():
-        raise FileNotFoundError(f"{model_dir}: no checkpoint to export (needs state.json and config.json)")
-    weights_path = model_dir / state["weights"]  # an absolute `weights` stays as it is
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"{weights_path}: no such weights file")
-    model, config = checkpointing.build_from_run(model_dir, weights_path)
-    export_dir = export_dir or config.get("export_dir")
-    if not export_dir:
-        raise ValueError(f"{model_dir}: the run has no export_dir; pass --export_dir")
-    return export_model(model, export_dir, formats)
-
-
 def export_keras_file(keras_path, export_dir, formats):
     """Exports a saved `.keras` model, or a preset by name, to other formats; returns {format: path}."""
     from cmsc_tf.deploy import loader

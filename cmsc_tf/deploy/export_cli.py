@@ -22,7 +22,8 @@ version>/`, TF-Serving layout), tflite_float16 / tflite_float32 /
 tflite_dynamic_int8 (the bare network, `<export_dir>_<variant>.tflite`),
 tflite_rgb_float16 / tflite_rgb_float32 / tflite_rgb_dynamic_int8 (self-contained:
 uint8 RGB + scale in, uint8 RGB out; `<export_dir>_rgb_<variant>.tflite`).
-A run folder (--model_dir) is read with the checkout's training/ package.
+A run folder (--model_dir) is read with the checkout's training/ package, so only
+``python -m training.export`` takes one.
 TensorFlow's C++ start-up lines are hidden unless --tf_log (cmsc_tf/entry.py).
 """
 
@@ -42,11 +43,18 @@ flags.DEFINE_list("formats", ["keras", "saved_model", "tflite_float16", "tflite_
                   "What to write (any of cmsc_tf.deploy.export.EXPORT_FORMATS).")
 
 
-def main(argv):
+def main(argv, export_run=None):
+    """`export_run(model_dir, export_dir, formats, weights)` exports a training run: the checkout's
+    ``training.checkpointing.export_checkpoint``, which ``python -m training.export`` passes (the
+    library does not import the checkout's training package)."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if (FLAGS.model_dir is None) == (FLAGS.keras_model is None):
         raise app.UsageError("give exactly one of --model_dir and --keras_model")
+    if FLAGS.model_dir and export_run is None:
+        raise app.UsageError("a training run (--model_dir) is exported from the git checkout with "
+                             "python -m training.export; cmsc-export exports a .keras file or a preset "
+                             "(--keras_model)")
     if FLAGS.weights and not FLAGS.model_dir:
         raise app.UsageError("--weights needs --model_dir")
     if FLAGS.keras_model and not FLAGS.export_dir:
@@ -60,8 +68,7 @@ def main(argv):
         if FLAGS.keras_model:
             written = export_lib.export_keras_file(FLAGS.keras_model, FLAGS.export_dir, FLAGS.formats)
         else:
-            written = export_lib.export_checkpoint(FLAGS.model_dir, FLAGS.export_dir, FLAGS.formats,
-                                                   FLAGS.weights)
+            written = export_run(FLAGS.model_dir, FLAGS.export_dir, FLAGS.formats, FLAGS.weights)
     except (OSError, ValueError) as error:
         raise entry.CommandError(str(error)) from None
     for name, path in written.items():

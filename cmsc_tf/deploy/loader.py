@@ -219,8 +219,9 @@ def _keras_from_saved_model(path, loaded, metadata, purpose):
 def keras_model(model):
     """The Keras model of a preset, a ``.keras`` file or a SavedModel from ``export_saved_model`` (float32).
 
-    A preset's ``.keras`` file where it ships one, else its SavedModel
-    rebuilt (``vdsr``); what ``CMSC.from_preset`` returns.
+    A preset's ``.keras`` file (what ``CMSC.from_preset`` returns), a
+    ``.keras`` file, or a SavedModel rebuilt from its stored config and
+    variables.
     """
     if presets.is_preset(model) and "keras" in presets.PRESETS[model]:
         model = presets.preset_path(model, "keras")

@@ -261,15 +261,13 @@ class CMSC(keras.Model):
         """The shipped Keras model ``name`` (any of ``cmsc_tf.list_presets()``), as keras-hub's ``from_preset``.
 
         Loads the preset's ``.keras`` file (:mod:`cmsc_tf.models.presets`),
-        uncompiled, in safe mode; a preset without one (``vdsr``) is rebuilt
-        from its SavedModel's stored config and variables.
+        uncompiled, in safe mode (no code runs from the file).
         """
-        from cmsc_tf.deploy import loader
         from cmsc_tf.models import presets
 
         if not presets.is_preset(name):
             raise ValueError(f"unknown preset {name!r}; the presets are {', '.join(presets.PRESETS)}")
-        model = loader.keras_model(name)
+        model = keras.saving.load_model(presets.preset_path(name, "keras"), compile=False, safe_mode=True)
         if not isinstance(model, cls):
             raise TypeError(f"preset {name!r} holds a {type(model).__name__}, not a {cls.__name__}")
         return model

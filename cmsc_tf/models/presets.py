@@ -25,7 +25,7 @@ import pathlib
 # name -> description and files, relative to savedmodels/. "saved_model": what
 # the loader runs at float32 (training.evaluate; Upscaler / cmsc-upscale with
 # precision "float32"); "keras": the Keras model of CMSC.from_preset
-# (rebuilt from the SavedModel where absent); "tflite":
+# (every preset ships one, so the model layer loads it without the deploy layer); "tflite":
 # the converted float16 network; "tflite_dynamic_int8": the network with int8
 # weights run by LiteRT, what Upscaler and cmsc-upscale run by default
 # (docs/deployment.md: about 3 to 3.5 times the float32 speed, Set5 within 0.02 dB).
@@ -48,6 +48,7 @@ PRESETS = {
     "vdsr": {
         "description": "VDSR (Kim et al. 2016) with its public weights.",
         "saved_model": "vdsr/1",
+        "keras": "vdsr.keras",
     },
 }
 DEFAULT_PRESET = "cmsc_compact"

@@ -82,7 +82,7 @@ def ycbcr2rgb(img):
 
 def unit_to_uint8(img):
     """A float image in [0, 1] -> uint8, clipped and rounded half away from zero (MATLAB ``im2uint8``)."""
-    return _round_uint8(np.asarray(img, np.float64) * 255.0)
+    return matlab_uint8(np.asarray(img, np.float64) * 255.0)
 
 
 def luminance(img):

@@ -24,8 +24,8 @@ def test_presets_resolve_to_the_checkout_first():
 def test_unknown_presets_and_missing_files(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="unknown preset 'cmsc'"):
         presets.preset_path("cmsc")
-    with pytest.raises(ValueError, match="has no 'keras' file"):
-        presets.preset_path("vdsr", "keras")
+    with pytest.raises(ValueError, match="has no 'tflite' file"):
+        presets.preset_path("vdsr", "tflite")
     monkeypatch.setattr(presets, "search_dirs", lambda: [tmp_path / "a", tmp_path / "b"])
     with pytest.raises(FileNotFoundError, match="preset 'vdsr'"):
         loader.load_network("vdsr")

@@ -41,7 +41,7 @@ SCRIPT = textwrap.dedent("""
         assert PIL.Image.open(f"{out}/tiny_x2.png").size == (24, 32)
     model = cmsc_tf.CMSC.from_preset("cmsc_compact")
     assert model.receptive_radius == 20
-    assert cmsc_tf.CMSC.from_preset("vdsr").receptive_radius == 20  # rebuilt from the packaged SavedModel
+    assert cmsc_tf.CMSC.from_preset("vdsr").receptive_radius == 20  # its packaged .keras file
     assert list(cmsc_tf.list_presets()) == ["cmsc_compact", "cmsc_full", "vdsr"]
     print("OK")
 """)
@@ -106,14 +106,14 @@ def test_wheel_ships_presets_and_runs_them_by_name(tmp_path):
     # The installed commands, run as their console scripts run them, on a preset.
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
-    for line in ("cmsc-upscale = cmsc_tf.deploy.cli:main", "cmsc-evaluate = cmsc_tf.eval.cli:run",
+    for line in ("cmsc-upscale = cmsc_tf.deploy.cli:main", "cmsc-evaluate = cmsc_tf.deploy.evaluate_cli:run",
                  "cmsc-export = cmsc_tf.deploy.export_cli:run"):
         assert line in scripts
     (elsewhere / "sets" / "two").mkdir(parents=True)
     photo = skimage.data.astronaut()
     for name, (top, left) in {"a": (40, 160), "b": (300, 200)}.items():
         PIL.Image.fromarray(photo[top : top + 48, left : left + 40]).save(elsewhere / "sets" / "two" / f"{name}.png")
-    evaluated = _run([sys.executable, "-I", "-c", COMMAND % (str(target), "cmsc_tf.eval.cli"), "--model=cmsc_compact",
+    evaluated = _run([sys.executable, "-I", "-c", COMMAND % (str(target), "cmsc_tf.deploy.evaluate_cli"), "--model=cmsc_compact",
                       "--data_dir=sets", "--datasets=two", "--scales=2", "--metrics=psnr"],
                      cwd=elsewhere, env=env, timeout=300)
     (row,) = [line for line in evaluated.stdout.splitlines() if line.startswith("| two | x2 |")]

@@ -13,7 +13,6 @@ from cmsc_tf.deploy import loader
 from cmsc_tf.eval import protocol
 from cmsc_tf.io import image_sets
 from tests import training_helpers as helpers
-from cmsc_tf.deploy import export as export_lib
 from training import checkpointing
 
 pytest.importorskip("jax")  # in the test extra; optional for users
@@ -108,7 +107,7 @@ def test_jax_backend_trains_without_tensorflow_and_tensorflow_exports_the_result
     assert summary["backend"] == "jax" and summary["keras"] == f"{tmp_path}/exported.keras"
     assert "python -m training.export" in summary["export_note"] and "saved_model" not in summary
 
-    written = export_lib.export_checkpoint(run, tmp_path / "out" / "tiny", ["keras", "saved_model"])
+    written = checkpointing.export_checkpoint(run, tmp_path / "out" / "tiny", ["keras", "saved_model"])
     loaded = keras.models.load_model(written["keras"], safe_mode=True)
     jax_output = np.load(tmp_path / "x.npy.out.npy")
     assert np.abs(jax_output - x).max() > 1e-4  # trained away from the bicubic start

@@ -1,4 +1,4 @@
-"""cmsc_tf.deploy.export.export_checkpoint and training.export: a run's latest checkpoint exported without training further."""
+"""training.checkpointing.export_checkpoint and training.export: a run's latest checkpoint exported without training further."""
 
 import json
 import subprocess
@@ -11,7 +11,7 @@ import pytest
 import cmsc_tf
 from tests import training_helpers as helpers
 from training import checkpointing
-from cmsc_tf.deploy.export import export_checkpoint
+from training.checkpointing import export_checkpoint
 from training.flag_values import parse_overrides
 
 

@@ -7,7 +7,6 @@ unpacked run folder.
 """
 
 import json
-import pathlib
 import subprocess
 import sys
 

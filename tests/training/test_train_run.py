@@ -3,6 +3,7 @@
 import csv
 import json
 import signal
+import time
 
 import keras
 import numpy as np
