@@ -76,8 +76,9 @@ def _output_format(text):
 def _tile(text):
     try:
         return check_tile(int(text))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of pixels from 1 to {MAX_TILE}, "
+                                         f"got {text}") from None
 
 
 class _Parser(argparse_flags.ArgumentParser):

@@ -38,7 +38,8 @@ def test_help_answers_without_tensorflow_or_keras():
     (["a.png", "--scale", "9"], "argument --scale: scale must be between 1 and 8, got '9'"),
     (["a.png", "--scale", "2", "--bogus"], "unrecognized arguments: --bogus"),
     (["--scale", "2"], "the following arguments are required: inputs"),
-    (["a.png", "--scale", "2", "--tile", "0"], "argument --tile: must be a positive integer, got 0"),
+    (["a.png", "--scale", "2", "--tile", "0"], "argument --tile: must be a whole number of pixels from 1 to 1024, got 0"),
+    (["a.png", "--scale", "2", "--tile", "x"], "argument --tile: must be a whole number of pixels from 1 to 1024, got x"),
 ])
 def test_usage_errors_are_one_line_before_tensorflow_loads(args, message):
     result = run_blocked(*args)

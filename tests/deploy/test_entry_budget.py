@@ -107,4 +107,4 @@ def test_tile_is_bounded_with_a_clear_message(tile, capsys):
     with pytest.raises(ValueError, match=r"tile must be a whole number of pixels from 1 to 1024"):
         Upscaler(bicubic_cmsc(), tile=tile)
     assert cli.run_cli(["x.png", "--scale", "2", "--tile", str(tile)]) == 2
-    assert capsys.readouterr().err.startswith("cmsc-upscale: error: argument --tile: tile must be a whole number")
+    assert capsys.readouterr().err.startswith("cmsc-upscale: error: argument --tile: must be a whole number")
