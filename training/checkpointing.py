@@ -239,8 +239,11 @@ RUN_FILES = (CONFIG_FILE, "flags.txt", "training_log.csv")
 _PROGRESS_KEYS = ("seconds", "last_epoch_seconds", "budget_decay_step")
 
 
-def seed_run(model_dir, source):
-    """Starts run folder `model_dir` from `source`'s model weights, without optimizer state.
+def seed_run(model_dir, source, keep_optimizer=False, keep_progress=True):
+    """Starts run folder `model_dir` from `source`'s model weights, without optimizer state
+    unless `keep_optimizer` (a run folder's checkpoint holds it; a .keras file does not), and
+    without the source's seconds and budget decay step unless `keep_progress` (a new phase
+    counts its own time budget).
 
     `source`: a `.keras` file (its model.weights.h5; the run starts at step 0)
     or a run folder (its latest checkpoint; step, seconds and the budget's
@@ -271,14 +274,14 @@ def seed_run(model_dir, source):
         if state is None:
             raise ValueError(f"{source} is neither a .keras file nor a run folder with a {STATE_FILE}")
         weights = open(source / state["weights"], "rb")
-        extra = {key: state[key] for key in _PROGRESS_KEYS if key in state}
+        extra = {key: state[key] for key in _PROGRESS_KEYS if key in state and keep_progress}
         extra["seeded_from"] = str(source / state["weights"])
     model_dir.mkdir(parents=True, exist_ok=True)
     name = checkpoint_name(state["step"])
     with weights, h5py.File(weights, "r") as read, atomic.atomic_path(model_dir / name) as temporary:
         with h5py.File(temporary, "w") as write:
             for key in read:
-                if key != "optimizer":
+                if key != "optimizer" or keep_optimizer:
                     read.copy(read[key], write, name=key)
     if source.is_dir():
         for file_name in RUN_FILES:

@@ -90,6 +90,10 @@ class TrainConfig:
                                         "sharing a busy machine).", choices=BUDGET_CLOCKS)
     # Where and how.
     model_dir: str = setting("runs/cmsc", "Checkpoints, logs, TensorBoard, resolved flags.")
+    init_from: str = setting("", "Start an empty --model_dir from this run folder's latest checkpoint (weights, "
+                                 "optimizer state, step and logs; the time budget counts the new phase only: a "
+                                 "new phase that leaves the source untouched) or a .keras model's weights (step "
+                                 "0); a --model_dir that holds a run resumes it instead.")
     export_dir: str = setting("savedmodels/cmsc", "Final model: <export_dir>.keras, and with TensorFlow the "
                                                   "SavedModel <export_dir>/<version>/ and TFLite ('' for none).")
     strategy: str = setting("default", "Data parallelism (training/distribution.py); multi_worker reads "
@@ -154,6 +158,9 @@ class TrainConfig:
             # Each worker keeps its own clock: the workers could stop at different epochs.
             (self.strategy != "multi_worker" or not self.time_budget_s,
              "--time_budget_s is not supported with --strategy=multi_worker"),
+            (self.strategy != "multi_worker" or not self.init_from,
+             "--init_from is not supported with --strategy=multi_worker (the chief would seed the folder "
+             "the workers read)"),
             (self.checkpoint_every_steps % self.steps_per_execution == 0,
              "checkpoint_every_steps must be a multiple of steps_per_execution"),
             (bool(self.val_scales) and all(int(s) == s and s >= 2 for s in self.val_scales),

@@ -238,6 +238,9 @@ def _run(config, flags_text, clock):
                  "pairs per epoch", keras.backend.backend(), config.strategy, dist.num_replicas,
                  len(source.lr), steps_per_epoch, config.batch_size)
 
+    if config.init_from and dist.is_chief and checkpointing.read_state(model_dir) is None:
+        checkpointing.seed_run(model_dir, config.init_from, keep_optimizer=True, keep_progress=False)
+        logging.info("started %s from %s", model_dir, config.init_from)
     with dist.scope():
         model = build_and_compile(config, dist.num_replicas)
         state = checkpointing.restore(model, model_dir) or {"step": 0}

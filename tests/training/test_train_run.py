@@ -264,6 +264,32 @@ def test_l1_loss_and_validation_crops_reach_the_run(tmp_path):
     np.testing.assert_array_equal(train_lib.centre_crop(small, 2), small[0:2, 1:3])
 
 
+def test_init_from_starts_a_new_phase_from_a_run_and_leaves_the_source_untouched(tmp_path):
+    """A second run in a new folder goes on from the first run's step, weights and Adam moments;
+    the first folder's files keep their bytes."""
+    first = tiny_config(tmp_path / "first", epochs=2)
+    _, trained = train_lib.run(first)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "first").iterdir() if p.is_file()}
+    second = tiny_config(tmp_path / "second", epochs=2, init_from=str(tmp_path / "first"))
+    summary, _ = train_lib.run(second)
+    assert summary["step"] == 2 * first.steps_per_epoch  # nothing left to train: it starts where the first stopped
+    continued = tiny_config(tmp_path / "second", epochs=3, init_from=str(tmp_path / "first"))
+    summary, model = train_lib.run(continued)
+    assert summary["step"] == 3 * first.steps_per_epoch
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 3 * first.steps_per_epoch
+    assert {p.name: p.read_bytes() for p in (tmp_path / "first").iterdir() if p.is_file()} == before
+    # The new folder's first checkpoint is the source's, optimizer included (Adam's iteration count
+    # above went on from it); the weights restored from it are the first run's.
+    seeded = train_lib.build_and_compile(second)
+    checkpointing.seed_run(tmp_path / "fourth", tmp_path / "first", keep_optimizer=True)
+    assert checkpointing.restore(seeded, tmp_path / "fourth")["step"] == 2 * first.steps_per_epoch
+    for a, b in zip(seeded.weights, trained.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    assert int(keras.ops.convert_to_numpy(seeded.optimizer.iterations)) == 2 * first.steps_per_epoch
+    with pytest.raises(ValueError, match="neither a .keras file nor a run folder"):
+        train_lib.run(tiny_config(tmp_path / "third", init_from=str(tmp_path / "empty")))
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"learning_rate": float("inf")}, "learning_rate must be a finite number > 0, got inf"),
     ({"pipeline": "random_crop", "steps_per_epoch": 0}, "random_crop pipeline needs steps_per_epoch"),
