@@ -37,7 +37,6 @@ imports TensorFlow and Keras (all but a ``.tflite``), :func:`keras_model`
 gives the Keras model of a preset, ``.keras`` file or exported SavedModel.
 """
 
-import contextlib
 import os
 import pathlib
 import sys
@@ -122,21 +121,10 @@ def available_model_path(root=None):
 # ----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _dtype_policy(name):
-    """Builds layers under Keras dtype policy ``name`` and restores the previous one."""
-    import keras
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 def _rebuild(model_class, config, weights, policy):
-    with _dtype_policy(policy):
+    from cmsc_tf.models.dtype_policy import dtype_policy  # (Keras: not on the default LiteRT path)
+
+    with dtype_policy(policy):
         clone = model_class.from_config(config)
     clone.set_weights(weights)
     return clone
