@@ -40,6 +40,11 @@ def main():
     args = parser.parse_args()
 
     import cmsc_tf
+    from cmsc_tf import _quiet
+    from cmsc_tf.deploy import loader
+
+    if loader.needs_tensorflow(args.model, loader.default_precision(args.model)):
+        _quiet.load("tensorflow")  # its C++ start-up lines hidden, as the commands do
 
     scale = args.scale
     hr = degradation.modcrop(images.read_image(args.image), scale)[..., :3]
