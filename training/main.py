@@ -13,9 +13,7 @@ flags are written to <model_dir>/flags.txt and the settings to config.json.
 TensorFlow's C++ start-up lines are hidden unless --tf_log (cmsc_tf/entry.py).
 """
 
-import sys
-
-from absl import app, flags, logging
+from absl import app, flags
 
 from cmsc_tf import entry
 from training import settings
@@ -56,9 +54,7 @@ def main(argv):
         summary, _ = train_lib.run(config, flags_text=resolved_flags(FLAGS, __name__, exclude=("restart",)),
                                      restart=FLAGS.restart)
     except (ValueError, OSError, train_lib.TrainingError) as error:
-        entry.fresh_line()
-        logging.error("%s", error)
-        sys.exit(f"error: {error}")
+        raise entry.CommandError(str(error)) from None
     print(f"training done: {summary}", flush=True)
 
 

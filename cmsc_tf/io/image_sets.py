@@ -76,6 +76,10 @@ project pages. Only the folders of the sets you use need to exist.
 """
 
 
+# Errors are one line: they point to the layout instead of printing it.
+_WHERE_LAYOUT = "the folder's layout and where to get the sets: cmsc_tf.io.image_sets.LAYOUT_HELP, docs/training.md"
+
+
 def set_names():
     """Every set name: the folder sets, then ``skimage_train`` and ``skimage_test``."""
     return tuple(FOLDER_SETS) + tuple(SKIMAGE_SETS)
@@ -107,11 +111,11 @@ def set_folder(set_name, data_dir=None):
     root = resolve_data_dir(data_dir)
     if root is None:
         raise ValueError(
-            f"image set {set_name!r} is read from a local datasets folder: pass "
-            f"--data_dir or set {DATA_DIR_ENV}.\n" + LAYOUT_HELP)
+            f"image set {set_name!r} is read from a local datasets folder: pass --data_dir or set "
+            f"{DATA_DIR_ENV} ({_WHERE_LAYOUT})")
     folder = root / FOLDER_SETS[set_name]
     if not folder.is_dir():
-        raise FileNotFoundError(f"image set {set_name!r}: folder {folder} not found.\n" + LAYOUT_HELP)
+        raise FileNotFoundError(f"image set {set_name!r}: folder {folder} not found ({_WHERE_LAYOUT})")
     return folder
 
 

@@ -66,10 +66,12 @@ def test_clear_errors(tmp_path, monkeypatch):
     monkeypatch.delenv(image_sets.DATA_DIR_ENV, raising=False)
     with pytest.raises(ValueError, match="unknown image set 'set6'; known: t91, .*skimage_test"):
         image_sets.read_set("set6")
-    with pytest.raises(ValueError, match="pass --data_dir or set CMSC_DATA_DIR(.|\n)*<root>/benchmark/Set5/"):
+    # One line each, pointing to the layout (which names every set's folder).
+    with pytest.raises(ValueError, match="^[^\n]*pass --data_dir or set CMSC_DATA_DIR [^\n]*LAYOUT_HELP[^\n]*$"):
         image_sets.read_set("set5")
-    with pytest.raises(FileNotFoundError, match="folder .*benchmark/Set14 not found"):
+    with pytest.raises(FileNotFoundError, match="^[^\n]*folder .*benchmark/Set14 not found [^\n]*LAYOUT_HELP[^\n]*$"):
         image_sets.read_luminance_set("set14", data_dir=tmp_path)
+    assert "<root>/benchmark/Set5/" in image_sets.LAYOUT_HELP
 
 
 def test_embedded_sets_are_the_skimage_photographs():

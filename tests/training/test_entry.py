@@ -158,7 +158,7 @@ def test_a_nan_stop_after_a_progress_bar_starts_its_own_line(tmp_path):
         text=True, timeout=300)
     assert nan.returncode == 1, nan.stdout[-3000:]
     lines = nan.stdout.split("\n")
-    assert any(line.startswith("error: the loss became NaN/inf") for line in lines), nan.stdout[-3000:]
+    assert any(line.startswith("training.main: error: the loss became NaN/inf") for line in lines), nan.stdout[-3000:]
     assert helpers.noise_lines(nan.stdout) == []
 
 

@@ -103,7 +103,7 @@ def test_a_truncated_checkpoint_is_named_with_the_fix(finished_run, tmp_path):
 
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: {weights}: cannot be read as this run's checkpoint")
+    assert last.startswith(f"training.main: error: {weights}: cannot be read as this run's checkpoint")
     assert "damaged or truncated" in last and "--restart" in last
     assert "Traceback" not in result.stderr
 

@@ -313,7 +313,7 @@ def test_a_model_dir_that_cannot_be_created_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     result = helpers.run_main(helpers.tiny_flags(tmp_path / "file" / "run"), timeout=120)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: --model_dir=")
+    assert result.stderr.strip().splitlines()[-1].startswith("training.main: error: --model_dir=")
     assert "Traceback" not in result.stderr
 
 
