@@ -328,3 +328,53 @@ def test_the_checker_finds_what_it_should(tmp_path):
     assert ":10: `checkpoints/nothing_here` does not exist" in text
     assert ":10: link target nowhere.md" in text
     assert len(problems) == 9, text  # missing.keras is reported as a flag value and as a path
+
+
+def _embedded_commands(path):
+    """[(line number, code)]: the indented command lines of a flag file's comments or a script's docstring."""
+    found = []
+    text = path.read_text()
+    if path.suffix == ".flags":
+        lines = [(n, line[1:]) for n, line in enumerate(text.splitlines(), start=1) if line.startswith("#")]
+    else:
+        docstring = text.split('"""')[1] if text.count('"""') >= 2 else ""
+        offset = text[:text.find('"""')].count("\n") + 1
+        lines = [(n + offset - 1, line) for n, line in enumerate(docstring.splitlines(), start=1)]
+    block, start = [], None
+    for number, line in lines:
+        if line.startswith("   ") and (block or re.search(r"\bpython3?\b|cmsc-", line)):
+            start = start or number
+            block.append(line.strip())
+            if line.rstrip().endswith("\\"):
+                continue
+        if block:
+            found.append((start, "\n".join(block)))
+        block, start = [], None
+    return found
+
+
+EMBEDDED = sorted([*REPO.glob("*.flags"), *(REPO / "training").glob("*.flags"), *(REPO / "benchmarks").glob("*.py")])
+
+
+@pytest.mark.parametrize("path", EMBEDDED, ids=lambda p: str(p.relative_to(REPO)))
+def test_commands_in_flag_file_comments_and_script_usage_exist(path):
+    """The commands that a flag file's comment or a benchmark's usage text gives name existing
+    modules, flags and paths, as the docs' commands do."""
+    problems = []
+    for line, code in _embedded_commands(path):
+        where = f"{path.relative_to(REPO)}:{line}"
+        for tokens in _commands(code):
+            _check_command(tokens, where, problems)
+        _check_paths(code, where, problems)
+    assert not problems, "\n" + "\n".join(problems)
+
+
+def test_embedded_commands_are_found_and_checked(tmp_path):
+    flagfile = tmp_path / "x.flags"
+    flagfile.write_text("# Run:\n#   python -m training.main --flagfile=quick.flags \\\n"
+                        "#       --no_such_flag=1\n# prose, python mentioned\n--epochs=1\n")
+    [(line, code)] = _embedded_commands(flagfile)
+    problems = []
+    for tokens in _commands(code):
+        _check_command(tokens, "x", problems)
+    assert line == 2 and problems == ["x: `training.main` has no flag --no_such_flag"]
