@@ -344,11 +344,11 @@ def _embedded_commands(path):
     for number, line in lines:
         if line.startswith("   ") and (block or re.search(r"\bpython3?\b|cmsc-", line)):
             start = start or number
-            block.append(line.strip())
+            block.append(line.strip().removesuffix("\\"))
             if line.rstrip().endswith("\\"):
                 continue
         if block:
-            found.append((start, "\n".join(block)))
+            found.append((start, " ".join(block)))
         block, start = [], None
     return found
 
