@@ -6,7 +6,8 @@ The hostile files are valid, flat PNGs that cost next to nothing on disk
 (``tests/png_bombs.py``): an 8-bit RGB and a 16-bit gray 13000 x 13000 (over
 the input limit; 507 and 338 MB of pixels), an 8-bit RGB and a 16-bit gray
 8192 x 8192 at x2 (inside the input limit, a 16384 x 16384 output over the
-output limit). Each is refused through:
+output limit), and an 8-bit RGB 4000 x 4000 and 4200 x 4200 at x8 (a 3 GB
+output; the second's sides are over the limit too). Each is refused through:
 
 * ``Upscaler(path)``, ``Upscaler(PIL.Image.open(path))`` and a NumPy array
   of the image's shape and dtype (a zero-strided view, so the array itself
@@ -48,6 +49,8 @@ CASES = [
     ("13000x13000 16-bit gray", 13000, 13000, 16, 0, 2.0),
     ("8192x8192 8-bit RGB at x2", 8192, 8192, 8, 2, 2.0),
     ("8192x8192 16-bit gray at x2", 8192, 8192, 16, 0, 2.0),
+    ("4000x4000 8-bit RGB at x8", 4000, 4000, 8, 2, 8.0),   # a 1-gigapixel output
+    ("4200x4200 8-bit RGB at x8", 4200, 4200, 8, 2, 8.0),   # and a side over MAX_SIDE
 ]
 
 
