@@ -3,7 +3,7 @@
 The model, its layers and its loss need Keras alone, so they import (and
 register their Keras classes) on any Keras backend: `training.main` trains
 them with JAX on machines without TensorFlow, fed by its NumPy source
-(`training.data.source`). Every name below loads on first use, so that
+(`training.lib.data.source`). Every name below loads on first use, so that
 ``import cmsc_tf`` (and the ``cmsc-upscale`` command line, whose ``--help``
 answers without TensorFlow) costs nothing until a name is used: most need
 TensorFlow (image operations, export, `Upscaler`) or pyrtools (metrics);

@@ -79,7 +79,7 @@ def run_main(flags, timeout, backend="tensorflow", env=None):
 
 
 class PausedRun:
-    """`python -m training.main FLAGS` stopped by the trainer's test hook (training/callbacks.py,
+    """`python -m training.main FLAGS` stopped by the trainer's test hook (training/lib/callbacks.py,
     PauseAtStep) after global step `step` and its checkpoint.
 
     `announced` is the step the run announced ("" if it ended first). While paused

@@ -1,7 +1,7 @@
 """Exporting a trained model: `.keras` on any backend; SavedModel and float16 TFLite with TensorFlow.
 
 Flag-free: ``cmsc-export`` (:mod:`cmsc_tf.deploy.export_cli`, ``python -m
-training.export`` in a checkout) is the command line; ``training.train_lib``
+training.export`` in a checkout) is the command line; ``training.lib.trainer``
 exports at the end of a run.
 """
 

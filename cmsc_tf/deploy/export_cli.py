@@ -45,7 +45,7 @@ flags.DEFINE_list("formats", ["keras", "saved_model", "tflite_float16", "tflite_
 
 def main(argv, export_run=None):
     """`export_run(model_dir, export_dir, formats, weights)` exports a training run: the checkout's
-    ``training.checkpointing.export_checkpoint``, which ``python -m training.export`` passes (the
+    ``training.lib.checkpointing.export_checkpoint``, which ``python -m training.export`` passes (the
     library does not import the checkout's training package)."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")

@@ -13,7 +13,7 @@ from cmsc_tf.deploy import loader
 from cmsc_tf.eval import protocol
 from cmsc_tf.io import image_sets
 from tests import training_helpers as helpers
-from training import checkpointing
+from training.lib import checkpointing
 
 pytest.importorskip("jax")  # in the test extra; optional for users
 
@@ -78,7 +78,7 @@ try:
 except SystemExit as exit:
     assert not exit.code, exit.code
 import json, keras, numpy as np, cmsc_tf
-from training import checkpointing
+from training.lib import checkpointing
 model, _ = checkpointing.build_from_run(model_dir, model_dir + "/" + checkpointing.read_state(model_dir)["weights"])
 np.save(x_path + ".out.npy", keras.ops.convert_to_numpy(model(np.load(x_path), training=False)[-1]))
 print(keras.backend.backend(), sorted(m for m in sys.modules if m.startswith("tensorflow")))

@@ -1,4 +1,4 @@
-"""training.checkpointing.export_checkpoint and training.export: a run's latest checkpoint exported without training further."""
+"""training.lib.checkpointing.export_checkpoint and training.export: a run's latest checkpoint exported without training further."""
 
 import json
 import subprocess
@@ -10,9 +10,9 @@ import pytest
 
 import cmsc_tf
 from tests import training_helpers as helpers
-from training import checkpointing
-from training.checkpointing import export_checkpoint
-from training.flag_values import parse_overrides
+from training.lib import checkpointing
+from training.lib.checkpointing import export_checkpoint
+from training.lib.flag_values import parse_overrides
 
 
 def make_run(model_dir):

@@ -1,6 +1,6 @@
 """A training run's settings: `TrainConfig`, whose defaults are the paper's recipe (cmsc.flags).
 
-Each setting is declared here once (`training.settings.setting`: default,
+Each setting is declared here once (`training.lib.settings.setting`: default,
 help, choices); training.main's flags, their parsing and the choice checks
 are derived from it. The resolved settings are written to the run's
 config.json, and a resumed run says which of them changed.
@@ -9,10 +9,10 @@ config.json, and a resumed run says which of them changed.
 import dataclasses
 import math
 
-from training import distribution, optimizers
-from training.data.source import MODES, PATCH_SIZE
-from training.flag_values import parse_overrides, scale_weights
-from training.settings import choice_errors, setting
+from training.lib import distribution, optimizers
+from training.lib.data.source import MODES, PATCH_SIZE
+from training.lib.flag_values import parse_overrides, scale_weights
+from training.lib.settings import choice_errors, setting
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LOSS_PIXEL_REDUCTIONS = ("sum", "mean")
@@ -96,7 +96,7 @@ class TrainConfig:
                                  "0); a --model_dir that holds a run resumes it instead.")
     export_dir: str = setting("savedmodels/cmsc", "Final model: <export_dir>.keras, and with TensorFlow the "
                                                   "SavedModel <export_dir>/<version>/ and TFLite ('' for none).")
-    strategy: str = setting("default", "Data parallelism (training/distribution.py); multi_worker reads "
+    strategy: str = setting("default", "Data parallelism (training/lib/distribution.py); multi_worker reads "
                                        "TF_CONFIG.", choices=distribution.STRATEGIES)
     tpu: str = setting("", "TPU name or address for --strategy=tpu.")
     precision: str = setting("float32", "Keras dtype policy (mixed precision).", choices=PRECISIONS)

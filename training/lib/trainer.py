@@ -1,11 +1,11 @@
 """Training a CMSC-family model on any Keras backend: `run(TrainConfig)`. Flag-free; main.py is the CLI.
 
 One run = one model_dir. Resuming is automatic: when model_dir holds a
-checkpoint (training/checkpointing.py), the weights, the optimizer and the
+checkpoint (training/lib/checkpointing.py), the weights, the optimizer and the
 global step are restored, so a killed run restarted with the same command,
 on this backend or another, trains exactly the batches it had not trained yet.
 
-The data: `training.data.source.TrainingSource` (NumPy), fed by tf.data on
+The data: `training.lib.data.source.TrainingSource` (NumPy), fed by tf.data on
 TensorFlow and as a generator elsewhere (`distribution.Distribution.feed`).
 """
 
@@ -25,9 +25,9 @@ from cmsc_tf.eval import protocol
 from cmsc_tf.models.dtype_policy import dtype_policy
 from cmsc_tf.io import atomic, image_sets
 from cmsc_tf.numerics.degradation import degrade
-from training import callbacks as cb
-from training import checkpointing, distribution, optimizers
-from training.data.source import CALIBRATION_STEP, TrainingSource
+from training.lib import callbacks as cb
+from training.lib import checkpointing, distribution, optimizers
+from training.lib.data.source import CALIBRATION_STEP, TrainingSource
 
 
 class TrainingError(RuntimeError):
@@ -265,7 +265,7 @@ def _run(config, flags_text, clock):
             if flags_text is not None:
                 atomic.write_text(model_dir / "flags.txt", flags_text)
         if config.strategy == "multi_worker":
-            from training.keras_hooks import prepare_multi_worker_fit
+            from training.lib.keras_hooks import prepare_multi_worker_fit
 
             shape = (config.batch_size // dist.num_replicas, config.patch_size, config.patch_size, 1)
             shapes = [shape, shape] + [shape[:1]] * bool(config.scale_loss_weights)
