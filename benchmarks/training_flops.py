@@ -89,10 +89,10 @@ def main(argv):
     runs = []
     for setting in FLAGS.settings:
         batch, xla, bf16 = int(setting.rstrip("bx")), "x" in setting, "b" in setting
-        precision = "mixed_bfloat16" if bf16 else "float32"
+        policy = "mixed_bfloat16" if bf16 else "float32"
         config = TrainConfig(model_overrides=overrides, batch_size=batch, xla=xla, patch_size=FLAGS.patch_size,
-                             precision=precision)
-        with dtype_policy(precision):  # as trainer.run builds the model
+                             dtype_policy=policy)
+        with dtype_policy(policy):  # as trainer.run builds the model
             model = trainer.build_and_compile(config)
         shape = (batch, FLAGS.patch_size, FLAGS.patch_size, 1)
         x, y = rng.random(shape, np.float32), rng.random(shape, np.float32)

@@ -166,7 +166,7 @@ def test_scale_loss_weights_multiply_each_pairs_term_of_eq8(tmp_path):
 
 
 def test_mixed_precision_run_trains_and_leaves_the_global_policy_alone(tmp_path):
-    config = tiny_config(tmp_path, precision="mixed_bfloat16")
+    config = tiny_config(tmp_path, dtype_policy="mixed_bfloat16")
     before = keras.mixed_precision.dtype_policy().name
     summary, model = trainer.run(config)
     assert keras.mixed_precision.dtype_policy().name == before

@@ -14,7 +14,7 @@ from training.lib.data.source import MODES, PATCH_SIZE
 from training.lib.flag_values import parse_overrides, scale_weights
 from training.lib.settings import choice_errors, setting
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 LOSS_PIXEL_REDUCTIONS = ("sum", "mean")
 LOSS_NORMS = ("l2", "l1")
 LR_SCHEDULES = ("step", "cosine")
@@ -99,7 +99,8 @@ class TrainConfig:
     strategy: str = setting("default", "Data parallelism (training/lib/distribution.py); multi_worker reads "
                                        "TF_CONFIG.", choices=distribution.STRATEGIES)
     tpu: str = setting("", "TPU name or address for --strategy=tpu.")
-    precision: str = setting("float32", "Keras dtype policy (mixed precision).", choices=PRECISIONS)
+    dtype_policy: str = setting("float32", "Keras dtype policy of the model while training (mixed "
+                                           "precision).", choices=DTYPE_POLICIES)
     xla: bool = setting(False, "TensorFlow: compile the train step with XLA (JAX always does).")
     steps_per_execution: int = setting(1, "Batches per compiled call.")
     checkpoint_every_steps: int = setting(1000, "Checkpoint every N steps (and at every epoch end; 0: epoch "

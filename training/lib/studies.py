@@ -60,7 +60,7 @@ STUDIES = {
         Arm("l1", "cmsc", _COMPACT, ("loss_norm=l1",)),
         Arm("crop64", "cmsc", _COMPACT, ("patch_size=64", "batch_size=13")),
         Arm("cosine", "cmsc", _COMPACT, ("lr_schedule=cosine", "decay_at_budget_fraction=0")),
-        Arm("bf16", "cmsc", _COMPACT, ("precision=mixed_bfloat16",)),
+        Arm("bf16", "cmsc", _COMPACT, ("dtype_policy=mixed_bfloat16",)),
         Arm("batch16", "cmsc", _COMPACT, ("batch_size=16",)),
         Arm("crop96", "cmsc", _COMPACT, ("patch_size=96", "batch_size=6")),
     ], ("val_psnr_x2", "val_psnr_x3", "val_psnr_x4"),

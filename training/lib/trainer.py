@@ -201,7 +201,7 @@ def run(config, flags_text=None, clock=None, restart=False):
     """
     config.validate()
     clock = clock or CLOCKS[config.budget_clock]
-    with dtype_policy(config.precision), _owned(config, restart):
+    with dtype_policy(config.dtype_policy), _owned(config, restart):
         return _run(config, flags_text, clock)
 
 
