@@ -91,7 +91,7 @@ def test_jax_backend_trains_without_tensorflow_and_tensorflow_exports_the_result
     x = np.random.default_rng(2).random((1, 23, 29, 1)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     flags = helpers.tiny_flags(tmp_path / "run", epochs=2, steps_per_epoch=3, val_set="skimage_test",
-                               val_max_images=1, val_scales="3", export_dir=tmp_path / "exported",
+                               val_max_images=1, val_scales="3", export_prefix=tmp_path / "exported",
                                tensorboard=True)
     result = subprocess.run(
         [sys.executable, "-c", NO_TENSORFLOW, str(tmp_path / "run"), str(tmp_path / "x.npy"),

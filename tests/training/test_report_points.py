@@ -22,7 +22,7 @@ def config(model_dir, **changes):
         train_sets=("skimage_train",), val_set="skimage_test", val_max_images=1, val_scales=(2, 3),
         pipeline="random_crop", scales=(2, 3), patch_size=21, batch_size=4, steps_per_epoch=5, epochs=2,
         optimizer="adam", learning_rate=1e-3, lr_decay_epochs=(1,), weight_decay=0.0, clip="none",
-        model_dir=str(model_dir), export_dir="", tensorboard=True, image_summaries=1, verbose=0,
+        model_dir=str(model_dir), export_prefix="", tensorboard=True, image_summaries=1, verbose=0,
         checkpoint_every_steps=0, eval_every_steps=2)
     base.update(changes)
     return TrainConfig(**base)

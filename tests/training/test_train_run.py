@@ -19,7 +19,7 @@ def tiny_config(model_dir, **changes):
         model_overrides=dict(num_features=8, num_stages=2, num_modules=1),
         train_sets=("skimage_train",), val_set="", pipeline="random_crop", patch_size=21,
         batch_size=4, steps_per_epoch=3, epochs=1, optimizer="adam", learning_rate=1e-3,
-        lr_decay_epochs=(), weight_decay=0.0, clip="none", model_dir=str(model_dir), export_dir="",
+        lr_decay_epochs=(), weight_decay=0.0, clip="none", model_dir=str(model_dir), export_prefix="",
         tensorboard=False, verbose=0, checkpoint_every_steps=0)
     base.update(changes)
     return TrainConfig(**base)

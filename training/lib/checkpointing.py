@@ -292,7 +292,7 @@ def seed_run(model_dir, source, keep_optimizer=False, keep_progress=True):
     return new_state
 
 
-def export_checkpoint(model_dir, export_dir=None, formats=None, weights=None):
+def export_checkpoint(model_dir, export_prefix=None, formats=None, weights=None):
     """Rebuilds the run in `model_dir`, loads its latest checkpoint (or `weights`), exports it with
     :func:`cmsc_tf.deploy.export.export_model`; returns {format: path}."""
     from cmsc_tf.deploy.export import DEFAULT_FORMATS, export_model
@@ -306,7 +306,7 @@ def export_checkpoint(model_dir, export_dir=None, formats=None, weights=None):
     if not weights_path.is_file():
         raise FileNotFoundError(f"{weights_path}: no such weights file")
     model, config = build_from_run(model_dir, weights_path)
-    export_dir = export_dir or config.get("export_dir")
-    if not export_dir:
-        raise ValueError(f"{model_dir}: the run has no export_dir; pass --export_dir")
-    return export_model(model, export_dir, formats)
+    export_prefix = export_prefix or config.get("export_prefix")
+    if not export_prefix:
+        raise ValueError(f"{model_dir}: the run has no export_prefix; pass --export_prefix")
+    return export_model(model, export_prefix, formats)

@@ -94,8 +94,9 @@ class TrainConfig:
                                  "optimizer state, step and logs; the time budget counts the new phase only: a "
                                  "new phase that leaves the source untouched) or a .keras model's weights (step "
                                  "0); a --model_dir that holds a run resumes it instead.")
-    export_dir: str = setting("savedmodels/cmsc", "Final model: <export_dir>.keras, and with TensorFlow the "
-                                                  "SavedModel <export_dir>/<version>/ and TFLite ('' for none).")
+    export_prefix: str = setting("savedmodels/cmsc", "Path prefix of the final model: <export_prefix>.keras, and "
+                                                     "with TensorFlow the SavedModel <export_prefix>/<version>/ and "
+                                                     "<export_prefix>_<variant>.tflite ('' for none).")
     strategy: str = setting("default", "Data parallelism (training/lib/distribution.py); multi_worker reads "
                                        "TF_CONFIG.", choices=distribution.STRATEGIES)
     tpu: str = setting("", "TPU name or address for --strategy=tpu.")

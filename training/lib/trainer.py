@@ -303,9 +303,9 @@ def _finish(config, model, run_state, callbacks, source):
         summary.update(bicubic={s: round(v, 4) for s, v in validation.bicubic.items()},
                        psnr={s: round(v, 4) for s, v in validation.last.items()})
     chief = run_state.distribution.is_chief
-    if chief and config.export_dir:
+    if chief and config.export_prefix:
         formats = export_lib.available_formats()
-        written = export_lib.export_model(model, config.export_dir, formats)
+        written = export_lib.export_model(model, config.export_prefix, formats)
         summary.update({name: str(path) for name, path in written.items()})
         if set(formats) != set(export_lib.DEFAULT_FORMATS):
             summary["export_note"] = (f"SavedModel and TFLite need TensorFlow: python -m training.export "
