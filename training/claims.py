@@ -38,6 +38,7 @@ import sys
 from absl import app, flags
 
 from cmsc_tf import entry
+from training.lib.checkpointing import LOG_FILE
 from training.lib.studies import STUDIES, ArmFailed, markdown_table, summary_rows, summed_loss_curve, train_arm
 
 FLAGS = flags.FLAGS
@@ -81,7 +82,7 @@ def main(argv):
 
     entry.load("keras", "tensorflow")  # (the summary builds the arms' models)
 
-    present = [arm for arm in arms if (runs_dir / arm.label / "training_log.csv").is_file()]
+    present = [arm for arm in arms if (runs_dir / arm.label / LOG_FILE).is_file()]
     if not present:
         sys.exit(f"error: no arm of {FLAGS.study} in {runs_dir} has a training log")
     panels = []

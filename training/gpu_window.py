@@ -297,7 +297,7 @@ def pack_run(run_dir, out):
     from training.lib import checkpointing
 
     state = checkpointing.read_state(run_dir)
-    names = [state["weights"], checkpointing.STATE_FILE, *checkpointing.RUN_FILES, "summary.json"]
+    names = [state["weights"], checkpointing.STATE_FILE, *checkpointing.RUN_FILES, checkpointing.SUMMARY_FILE]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for name in names:
@@ -314,9 +314,9 @@ def pack_run(run_dir, out):
 
 def log_rows(run_dir, after_step):
     """The CSV log's (step, seconds) rows of steps past `after_step`."""
-    from training.lib import curves
+    from training.lib import checkpointing, curves
 
-    path = pathlib.Path(run_dir) / "training_log.csv"
+    path = pathlib.Path(run_dir) / checkpointing.LOG_FILE
     if not path.exists():
         return []
     return [(int(row["step"]), float(row["seconds"])) for row in curves.read_rows(path)
@@ -385,14 +385,14 @@ def run(options, extra):
     returncode, stopped = train(command, env, out / LOG, deadline)
     after = checkpointing.read_state(run_dir) or {"step": 0}
     parts, sha256 = pack_run(run_dir, out)
-    trained = read_json(run_dir / "summary.json", {})
+    trained = read_json(run_dir / checkpointing.SUMMARY_FILE, {})
     name = gpu_name()
     peak = options.peak_tflops or next((v for k, v in BF16_PEAK_TFLOPS.items() if name and k in name), None)
     os.environ.setdefault("KERAS_BACKEND", "jax")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the count needs no GPU
     summary = {"device": name or "cpu", "train_returncode": returncode, "stopped_at_deadline": stopped,
                "stopped_by_budget": bool(trained.get("stopped_by_budget")) and trained.get("step") == after["step"],
-               **throughput(before, after, log_rows(run_dir, before["step"]), read_json(run_dir / "config.json"),
+               **throughput(before, after, log_rows(run_dir, before["step"]), read_json(run_dir / checkpointing.CONFIG_FILE),
                             peak),
                "peak_source": PEAK_SOURCE if not options.peak_tflops else "--peak_tflops",
                "psnr": trained.get("psnr") if trained.get("step") == after["step"] else None,

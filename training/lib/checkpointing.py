@@ -33,8 +33,11 @@ import numpy as np
 import cmsc_tf
 from cmsc_tf.io import atomic
 
+# The files of a run folder.
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
+FLAGS_FILE = "flags.txt"
+SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 LOG_FILE = "training_log.csv"
 _CHECKPOINT = re.compile(r"^ckpt-(?:e(\d+)-)?s(\d+)\.weights\.h5$")
@@ -178,7 +181,7 @@ def set_aside(model_dir):
     """Moves the run in ``model_dir`` (checkpoints, state, log, config, TensorBoard) into ``previous-<n>/``."""
     folder = pathlib.Path(model_dir)
     names = [p.name for p in _run_files(folder)] + [
-        n for n in (CONFIG_FILE, "flags.txt", "summary.json", "tensorboard") if (folder / n).exists()]
+        n for n in (CONFIG_FILE, FLAGS_FILE, SUMMARY_FILE, "tensorboard") if (folder / n).exists()]
     if not names:
         return None
     number = 1
@@ -235,7 +238,7 @@ def restore(model, model_dir):
 
 
 # What a run folder carries besides its weights; seed_run copies them from a run.
-RUN_FILES = (CONFIG_FILE, "flags.txt", "training_log.csv")
+RUN_FILES = (CONFIG_FILE, FLAGS_FILE, LOG_FILE)
 _PROGRESS_KEYS = ("seconds", "last_epoch_seconds", "budget_decay_step")
 
 

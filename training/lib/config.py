@@ -9,14 +9,13 @@ config.json, and a resumed run says which of them changed.
 import dataclasses
 import math
 
+from cmsc_tf.models import loss_choices
 from training.lib import distribution, optimizers
 from training.lib.data.source import MODES, PATCH_SIZE
 from training.lib.flag_values import parse_overrides, scale_weights
 from training.lib.settings import choice_errors, setting
 
 DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
-LOSS_PIXEL_REDUCTIONS = ("sum", "mean")
-LOSS_NORMS = ("l2", "l1")
 LR_SCHEDULES = ("step", "cosine")
 # What the time budget counts: wall-clock seconds, or the process's CPU seconds
 # (all its threads), which arms sharing a busy machine spend equally.
@@ -73,9 +72,9 @@ class TrainConfig:
     # Eq. 8 sums the squared error over a patch's pixels ("sum"); "mean" divides
     # it by the patch area, which shrinks the gradients 1681-fold at 41x41.
     loss_pixel_reduction: str = setting("sum", "Eq. 8's squared error summed over a pair's pixels, or "
-                                               "averaged.", choices=LOSS_PIXEL_REDUCTIONS)
+                                               "averaged.", choices=loss_choices.PIXEL_REDUCTIONS)
     loss_norm: str = setting("l2", "Eq. 8's (half) squared error, or the absolute error in its place.",
-                             choices=LOSS_NORMS)
+                             choices=loss_choices.NORMS)
     scale_loss_weights: dict = setting(
         {}, "scale=weight for every training scale: each pair's term of Eq. 8 is multiplied by its "
         "scale's weight (empty: the paper's loss).", parse=scale_weights)

@@ -13,6 +13,8 @@ import pathlib
 import subprocess
 import sys
 
+from training.lib.checkpointing import CONFIG_FILE, LOG_FILE
+
 # label, the model (variant + overrides, as training.main's flags), and any other
 # training.main flags of the arm (without dashes).
 Arm = collections.namedtuple("Arm", "label variant overrides flags", defaults=((),))
@@ -102,7 +104,7 @@ def read_log(model_dir):
     """The rows of a run's training_log.csv ([] when it wrote none)."""
     from training.lib.curves import read_rows
 
-    path = pathlib.Path(model_dir) / "training_log.csv"
+    path = pathlib.Path(model_dir) / LOG_FILE
     return read_rows(path) if path.is_file() else []
 
 
@@ -112,7 +114,7 @@ def summed_loss_curve(model_dir):
     A run with --loss_pixel_reduction=mean logs a loss divided by the patch
     area; it is multiplied back, so that the arms of one study compare.
     """
-    config = json.loads((pathlib.Path(model_dir) / "config.json").read_text())
+    config = json.loads((pathlib.Path(model_dir) / CONFIG_FILE).read_text())
     factor = config["patch_size"] ** 2 if config.get("loss_pixel_reduction") == "mean" else 1
     return [(int(row["step"]), float(row["loss"]) * factor) for row in read_log(model_dir) if row.get("loss")]
 

@@ -130,7 +130,7 @@ def make_callbacks(config, run, source, val_images, clock):
             logging.warning("TensorBoard needs tensorflow and tensorboard: writing no summaries")
         crops = (image_summary_crops(val_images, config.val_scales[0], config.image_summaries)
                  if summaries and val_images else [])
-        callbacks.append(cb.RunLogs(model_dir / "training_log.csv", *when,
+        callbacks.append(cb.RunLogs(model_dir / checkpointing.LOG_FILE, *when,
                                     summary_dir=model_dir / "tensorboard" if summaries else None, crops=crops))
     callbacks.append(cb.ResumableCheckpoint(
         str(model_dir), config.checkpoint_every_steps, run.steps_per_epoch, progress, nan_guard,
@@ -263,7 +263,7 @@ def _run(config, flags_text, clock):
             atomic.write_text(model_dir / checkpointing.CONFIG_FILE, checkpointing.config_text(
                 _config_fields(config)))
             if flags_text is not None:
-                atomic.write_text(model_dir / "flags.txt", flags_text)
+                atomic.write_text(model_dir / checkpointing.FLAGS_FILE, flags_text)
         if config.strategy == "multi_worker":
             from training.lib.keras_hooks import prepare_multi_worker_fit
 
@@ -312,6 +312,6 @@ def _finish(config, model, run_state, callbacks, source):
                                       f"--model_dir={config.model_dir}")
         logging.info("exported %s", ", ".join(str(path) for path in written.values()))
     if chief:
-        atomic.write_text(pathlib.Path(config.model_dir) / "summary.json",
+        atomic.write_text(pathlib.Path(config.model_dir) / checkpointing.SUMMARY_FILE,
                           json.dumps(summary, indent=1, default=str) + "\n")
     return summary
