@@ -72,6 +72,12 @@ def _register_keras_classes():
         importlib.import_module(module)
 
 
+# Why an import hook: Keras has no documented way to register classes lazily.
+# `keras.saving.register_keras_serializable` runs when the class's module runs,
+# which imports Keras (seconds, and TensorFlow on its default backend) at
+# `import cmsc_tf`; `load_model` imports a config's own module only for the
+# packages keras, keras_hub, keras_cv and keras_nlp; `custom_objects=` would
+# put the burden on every caller. Keras 3.15 (setup.py's pin) was checked.
 class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
     """Registers cmsc_tf's Keras classes right after ``keras`` itself is imported.
 
