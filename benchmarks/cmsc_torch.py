@@ -16,6 +16,13 @@ alternating), and prints one JSON line. Its ``seconds`` also hold
 ``convolutions alone bfloat16 <layout>``: the same convolutions with every
 elementwise operation between them dropped (:func:`build_convolutions_alone`),
 the rate PyTorch's bfloat16 convolutions give on this network's mix of kernels.
+
+The training peer of benchmarks/training_flops.py is :func:`train_step_function`:
+the same network with live batch normalisation (:func:`build_trainable`) and
+the trainer's step with ``TrainConfig``'s defaults (Eq. 8's half squared error
+summed over pixels, alpha = 2 / (S + 2), SGD with momentum 0.9, weight decay
+1e-4, the gradient's global norm clipped to 0.4), in float32 or under bfloat16
+autocast. Only for timing: its weights are PyTorch's own initialisation.
 """
 
 import argparse
@@ -141,6 +148,92 @@ def build_convolutions_alone(params, channels_last=False):
         return side
 
     return forward
+
+
+def build_trainable(num_stages=3, num_modules=5, num_features=64, kernel_sizes=(3, 5)):
+    """The CMSC of cmsc_tf's defaults as a torch module with live batch norm; outputs ``[y_1, ..., y_S, y]``."""
+    import torch
+    from torch import nn
+
+    def unit(in_features, kernel_size, activation=True):
+        # No convolution bias before BN (its offset replaces it); Keras's BN epsilon and momentum.
+        layers = [nn.Conv2d(in_features, num_features, kernel_size, padding=kernel_size // 2, bias=False),
+                  nn.BatchNorm2d(num_features, eps=1e-3, momentum=0.01)]
+        return nn.Sequential(*layers, nn.LeakyReLU(0.2)) if activation else nn.Sequential(*layers)
+
+    class MultiScaleCross(nn.Module):
+        def __init__(self, fused):
+            super().__init__()
+            self.fused = fused
+            self.branches = nn.ModuleList(
+                nn.Sequential(unit(num_features, k), unit(num_features, k, activation=False)) for k in kernel_sizes)
+            self.act = nn.LeakyReLU(0.2)
+
+        def forward(self, a, b):
+            merged = (a + b) * 0.5
+            left, right = self.branches[0](a), self.branches[1](b)
+            if self.fused:
+                return left + right + merged, None
+            return self.act(left + merged), self.act(right + merged)
+
+    class Subnetwork(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.entry = unit(num_features, 3)
+            self.blocks = nn.ModuleList(MultiScaleCross(fused=(i == num_modules - 1)) for i in range(num_modules))
+
+        def forward(self, inputs):
+            a = b = self.entry(inputs)
+            for block in self.blocks:
+                a, b = block(a, b)
+            return a + inputs
+
+    class CMSC(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = unit(1, 3)
+            self.stages = nn.ModuleList(Subnetwork() for _ in range(num_stages))
+            self.reconstructions = nn.ModuleList(nn.Conv2d(num_features, 1, 3, padding=1) for _ in range(num_stages))
+            self.stage_weights = nn.Parameter(torch.full((num_stages,), 1.0 / num_stages))
+
+        def forward(self, x):
+            features = self.features(x)
+            predictions = []
+            for stage, reconstruction in zip(self.stages, self.reconstructions):
+                features = stage(features)
+                # float32, as the Keras model's reconstructions under mixed precision
+                predictions.append(reconstruction(features).float() + x)
+            return predictions + [sum(w * p for w, p in zip(self.stage_weights, predictions))]
+
+    return CMSC()
+
+
+def train_step_function(model_overrides, batch, patch_size, bfloat16=False, channels_last=False, seed=0):
+    """A zero-argument function running one train step of :func:`build_trainable` on one fixed batch, and the model."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = build_trainable(**model_overrides).train().to(memory_format=memory_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    x, y = (torch.rand(batch, 1, patch_size, patch_size).contiguous(memory_format=memory_format) for _ in range(2))
+    num_stages = len(model.stages)
+    alpha = 2.0 / (num_stages + 2)
+    output_weights = [(1 - alpha) / num_stages] * num_stages + [alpha]
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            outputs = model(x)
+        # Eq. 8: half squared error summed over a pair's pixels, mean over the batch, per output.
+        loss = sum(w * (0.5 * (o.float() - y) ** 2).sum(dim=(1, 2, 3)).mean() for w, o in zip(output_weights, outputs))
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 0.4)
+        optimizer.step()
+        return loss.item()
+
+    return step, model
 
 
 def main():

@@ -6,12 +6,16 @@ Usage (from the repository root; any Keras backend):
     python benchmarks/training_flops.py --settings=32,32b,32bx            # float32 against mixed bfloat16
     python benchmarks/training_flops.py --model_overrides= --settings=32  # the paper's full CMSC
     KERAS_BACKEND=jax python benchmarks/training_flops.py --settings=32,64
+    python benchmarks/training_flops.py --settings=32,32b,32t,32tb,32tbc  # beside the PyTorch peer (torch installed)
 
 Each setting (`--settings`: batch size, then `b` for the mixed_bfloat16
 policy and `x` for XLA on TensorFlow, e.g. `32,32x,32b,64`) is the trainer's own model, loss and optimizer
 (`training.lib.trainer.build_and_compile`, the paper's SGD with clipping)
 calling `train_on_batch` on one fixed batch of 41x41 pairs: the compute
 alone, no input cost (benchmarks/training_pipeline.py measures the feeds).
+A `t` suffix times the peer instead: the same network and step written
+in PyTorch (`benchmarks/cmsc_torch.py`, `train_step_function`), with `b`
+for bfloat16 autocast and `c` for the channels_last layout.
 A float32 matmul of the same backend is timed between the settings' steps,
 round after round, so both see the same machine load; the best time of
 each over `--rounds` is kept. FLOPs: 3 x the forward convolution FLOPs per
@@ -34,7 +38,8 @@ flags.DEFINE_list("model_overrides", ["num_features=32", "num_stages=2", "num_mo
                   "key=value overrides of the cmsc variant (default: the shipped compact CMSC's shape; "
                   "empty: the paper's full CMSC).")
 flags.DEFINE_list("settings", ["32", "32x", "64"], "Batch sizes to time, a b suffix for the mixed_bfloat16 "
-                  "policy, an x suffix for XLA (TensorFlow).")
+                  "policy, an x suffix for XLA (TensorFlow); t: the PyTorch peer (tb bfloat16 autocast, c "
+                  "channels_last).")
 flags.DEFINE_integer("patch_size", 41, "Pair size (the paper's 41).")
 flags.DEFINE_integer("steps", 3, "Timed steps per setting and round.")
 flags.DEFINE_integer("rounds", 3, "Rounds (best of).")
@@ -80,6 +85,7 @@ def main(argv):
     import numpy as np
 
     from cmsc_tf.models.dtype_policy import dtype_policy
+    from cmsc_tf.models.model import build_model
     from training.lib import trainer
     from training.lib.config import TrainConfig
     from training.lib.flag_values import parse_overrides
@@ -88,7 +94,15 @@ def main(argv):
     rng = np.random.default_rng(0)
     runs = []
     for setting in FLAGS.settings:
-        batch, xla, bf16 = int(setting.rstrip("bx")), "x" in setting, "b" in setting
+        batch, xla, bf16 = int(setting.rstrip("bxtc")), "x" in setting, "b" in setting
+        if "t" in setting:
+            from cmsc_torch import train_step_function  # benchmarks/, on the path as the script's folder
+
+            step, _ = train_step_function(overrides, batch, FLAGS.patch_size, bfloat16=bf16,
+                                          channels_last="c" in setting)
+            step()  # warm-up: oneDNN picks its kernels
+            runs.append((setting, batch, step))
+            continue
         policy = "mixed_bfloat16" if bf16 else "float32"
         config = TrainConfig(model_overrides=overrides, batch_size=batch, xla=xla, patch_size=FLAGS.patch_size,
                              dtype_policy=policy)
@@ -97,18 +111,19 @@ def main(argv):
         shape = (batch, FLAGS.patch_size, FLAGS.patch_size, 1)
         x, y = rng.random(shape, np.float32), rng.random(shape, np.float32)
         model.train_on_batch(x, y)  # traces / compiles
-        runs.append((setting, batch, model, x, y))
+        runs.append((setting, batch, lambda model=model, x=x, y=y: model.train_on_batch(x, y)))
     matmul = matmul_function(FLAGS.matmul_size)
     matmul()
     matmul_s = float("inf")
     step_s = {setting: float("inf") for setting, *_ in runs}
     for _ in range(FLAGS.rounds):
-        for setting, batch, model, x, y in runs:
+        for setting, batch, step in runs:
             matmul_s = min(matmul_s, best(matmul, 3))
-            step_s[setting] = min(step_s[setting], best(lambda: model.train_on_batch(x, y), FLAGS.steps))
+            step_s[setting] = min(step_s[setting], best(step, FLAGS.steps))
     matmul_rate = 2 * FLAGS.matmul_size ** 3 / matmul_s / 1e9
-    flops_per_pair = 3 * conv_flops_per_pixel(runs[0][2]) * FLAGS.patch_size ** 2
-    print(f"cmsc {overrides or '(full)'}: {runs[0][2].count_params():,} parameters, "
+    keras_model = build_model("cmsc", **overrides)  # FLOPs and parameters, whichever settings ran
+    flops_per_pair = 3 * conv_flops_per_pixel(keras_model) * FLAGS.patch_size ** 2
+    print(f"cmsc {overrides or '(full)'}: {keras_model.count_params():,} parameters, "
           f"{flops_per_pair / 1e9:.3f} GFLOP per {FLAGS.patch_size}x{FLAGS.patch_size} training pair; "
           f"{keras.backend.backend()} backend")
     print(f"matmul float32 {FLAGS.matmul_size}^2: {matmul_rate:.1f} GFLOP/s (best of {3 * FLAGS.rounds * len(runs)})")
@@ -116,7 +131,9 @@ def main(argv):
     print("| --- | --- | --- | --- | --- |")
     for setting, batch, *_ in runs:
         rate = batch * flops_per_pair / step_s[setting] / 1e9
-        label = f"batch {batch}" + (", mixed bf16" if "b" in setting else "") + (", XLA" if "x" in setting else "")
+        label = (f"batch {batch}" + (", PyTorch" if "t" in setting else "")
+                 + ((", bf16 autocast" if "t" in setting else ", mixed bf16") if "b" in setting else "")
+                 + (", channels_last" if "c" in setting else "") + (", XLA" if "x" in setting else ""))
         print(f"| {label} | {step_s[setting]:.3f} | {batch / step_s[setting]:.1f} | {rate:.1f} | "
               f"{rate / matmul_rate:.2f} |")
 

@@ -8,6 +8,7 @@ learning subnetwork, Eq. 3).
 
 import keras
 
+from cmsc_tf.models.batch_norm import BatchNormalization
 from cmsc_tf.models.serialization import constructor_config
 
 ACTIVATIONS = ("leaky_relu", "relu")
@@ -85,7 +86,7 @@ class ConvUnit(keras.layers.Layer):
             self.dtype_policy,
         )
         self.norm = (
-            keras.layers.BatchNormalization(
+            BatchNormalization(
                 synchronized=sync_batch_norm, name="bn", dtype=self.dtype_policy
             )
             if batch_norm

@@ -398,3 +398,42 @@ def test_the_budget_forecasts_a_whole_epoch_from_the_rest_of_an_interrupted_one(
         budget.on_train_batch_end(step)
     budget.on_epoch_end(2)
     assert progress.seconds == 3 and progress.last_epoch_seconds == 6
+
+
+def _trainable_arrays(model_dir, config):
+    model = trainer.build_and_compile(config)
+    checkpointing.restore(model, model_dir)
+    return [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+
+
+def test_ema_checkpoints_hold_the_average_of_the_raw_weights(tmp_path):
+    """Keras's average is w_1 after the first update, then m * avg + (1 - m) * w_t: with m = 0.5 over two
+    steps, the checkpoint's model is (w_1 + w_2) / 2, where w_t are the weights of the same run without
+    EMA (the average does not change training); and a run resumed after step 1 equals the straight one."""
+    raw = {}
+    for steps in (1, 2):
+        config = tiny_config(tmp_path / f"raw{steps}", steps_per_epoch=steps, bn_recalibration_batches=0)
+        trainer.run(config)
+        raw[steps] = _trainable_arrays(tmp_path / f"raw{steps}", config)
+    ema = tiny_config(tmp_path / "ema", steps_per_epoch=2, ema_momentum=0.5, bn_recalibration_batches=0)
+    trainer.run(ema)
+    averaged = _trainable_arrays(tmp_path / "ema", ema)
+    for a, w1, w2 in zip(averaged, raw[1], raw[2]):
+        np.testing.assert_allclose(a, (w1 + w2) / 2, rtol=1e-5, atol=1e-7)
+    assert any(not np.allclose(w1, w2) for w1, w2 in zip(raw[1], raw[2]))  # so the average says something
+
+    # Resumed after two steps (the checkpoint: the average in the model, the raw weights in the
+    # optimizer; after one step both are w_1), a run trains on from the raw weights: a third step
+    # ends where a straight three-step run does. One-step epochs: the batches depend on the step alone.
+    def ema_run(name, epochs):
+        config = tiny_config(tmp_path / name, steps_per_epoch=1, epochs=epochs, ema_momentum=0.5,
+                             bn_recalibration_batches=0)
+        trainer.run(config)
+        return config
+
+    ema_run("resumed", 2)
+    resumed = ema_run("resumed", 3)
+    straight = ema_run("straight", 3)
+    assert checkpointing.read_state(tmp_path / "resumed")["step"] == 3
+    for a, b in zip(_trainable_arrays(tmp_path / "resumed", resumed), _trainable_arrays(tmp_path / "straight", straight)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

@@ -168,6 +168,30 @@ class Reporter(keras.callbacks.Callback):
             self.report(epoch, logs)
 
 
+def swap_ema_weights(model):
+    """Exchanges the model's trainable weights with its optimizer's moving averages (a second call swaps back).
+
+    With `ema_momentum` the averages are what the run validates, checkpoints
+    and exports, while training goes on from the raw weights: a checkpoint
+    holds the averages in the model and the raw weights in the optimizer, so
+    that anything reading a run folder's weights reads the averaged model,
+    and a resumed run swaps once before its first step (trainer).
+    Keras's SwapEMAWeights callback does the exchange (in place, on every
+    backend and under tf.distribute); outside evaluate() its on_test_begin
+    is the swap itself.
+    """
+    swapper = keras.callbacks.SwapEMAWeights()
+    swapper.set_model(model)
+    swapper.on_test_begin()
+
+
+class SwapEMAWeights(Reporter):
+    """Swaps the averaged weights in (before BN recalibration) or back out (after validation) at report points."""
+
+    def report(self, epoch, logs):
+        swap_ema_weights(self.model)
+
+
 class BatchNormRecalibration(Reporter):
     """Runs recalibrate_batch_norm at every report point, before validation and checkpointing."""
 
@@ -331,6 +355,16 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.keep_epoch_checkpoints = keep_epoch_checkpoints
 
     def _save(self, epoch=None):
+        ema = getattr(self.model.optimizer, "use_ema", False)
+        if ema:
+            swap_ema_weights(self.model)  # a checkpoint holds the averaged model (swap_ema_weights)
+        try:
+            self._save_weights(epoch)
+        finally:
+            if ema:
+                swap_ema_weights(self.model)
+
+    def _save_weights(self, epoch):
         # A finite loss is that of the forward pass before the update: check the weights too.
         if not all(np.isfinite(w).all() for w in self.model.get_weights()):
             logging.warning("not checkpointing step %d: the weights are not finite", self.progress.step)

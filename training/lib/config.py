@@ -64,6 +64,9 @@ class TrainConfig:
                                        "epochs), set every step.", choices=LR_SCHEDULES)
     momentum: float = setting(0.9, "SGD momentum.")
     weight_decay: float = setting(1e-4, "Decoupled weight decay (0: none).")
+    ema_momentum: float = setting(0.0, "Keep an exponential moving average of the weights with this momentum "
+                                       "(e.g. 0.999; 0: none): validation, checkpoints and the export hold the "
+                                       "average (TensorFlow backend).")
     clip: str = setting("global_norm", "Gradient clipping: each element to [-t, t] (value), the global L2 "
                                        "norm to t (global_norm, the reading of Sec. IV-B that trains: "
                                        "docs/training.md), each element to [-t/lr, t/lr] (adjustable, "
@@ -137,6 +140,7 @@ class TrainConfig:
                                                    f"got {self.learning_rate}"),
             (_finite_positive(self.lr_decay_factor), "lr_decay_factor must be a finite number > 0"),
             (math.isfinite(self.momentum) and 0 <= self.momentum < 1, "momentum must lie in [0, 1)"),
+            (math.isfinite(self.ema_momentum) and 0 <= self.ema_momentum < 1, "ema_momentum must lie in [0, 1)"),
             (math.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.clip == "none" or _finite_positive(self.clip_threshold), "clip_threshold must be > 0"),
             (math.isfinite(self.time_budget_s) and self.time_budget_s >= 0,

@@ -20,8 +20,12 @@ CLIPPING = ("none", "value", "global_norm", "adjustable")
 
 
 def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clip="none",
-                   clip_threshold=0.4, replicas=1):
+                   clip_threshold=0.4, replicas=1, ema_momentum=0.0):
     """A Keras optimizer; `replicas` > 1 on TensorFlow clips the gradient summed over replicas.
+
+    `ema_momentum` > 0 keeps Keras's moving average of the weights in the
+    optimizer (`use_ema`; training.lib.callbacks.swap_ema_weights exchanges it
+    with the model's weights).
 
     Keras's `weight_decay` is decoupled (w -= lr * wd * w, outside the
     momentum), which for SGD differs from Caffe's L2-in-the-gradient only in
@@ -40,6 +44,8 @@ def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clip="no
         options["global_clipnorm"] = clip_threshold
     if weight_decay > 0:
         options["weight_decay"] = weight_decay
+    if ema_momentum > 0:
+        options.update(use_ema=True, ema_momentum=ema_momentum)
     cls = keras.optimizers.SGD if name == "sgd" else keras.optimizers.Adam
     if name == "sgd":
         options["momentum"] = momentum

@@ -65,6 +65,7 @@ STUDIES = {
         Arm("bf16", "cmsc", _COMPACT, ("dtype_policy=mixed_bfloat16",)),
         Arm("batch16", "cmsc", _COMPACT, ("batch_size=16",)),
         Arm("crop96", "cmsc", _COMPACT, ("patch_size=96", "batch_size=6")),
+        Arm("ema", "cmsc", _COMPACT, ("ema_momentum=0.999",)),
     ], ("val_psnr_x2", "val_psnr_x3", "val_psnr_x4"),
         "the compact CMSC's recipe, one change an arm, equal CPU seconds", "seconds"),
 }

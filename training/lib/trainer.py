@@ -73,7 +73,7 @@ def build_and_compile(config, replicas=1):
     optimizer = optimizers.make_optimizer(
         config.optimizer, config.learning_rate, momentum=config.momentum,
         weight_decay=config.weight_decay, clip=config.clip, clip_threshold=config.clip_threshold,
-        replicas=replicas)
+        replicas=replicas, ema_momentum=config.ema_momentum)
     jit = config.xla if keras.backend.backend() == "tensorflow" else "auto"
     model.compile(optimizer, **loss, jit_compile=jit, steps_per_execution=config.steps_per_execution)
     return model
@@ -102,7 +102,8 @@ def make_callbacks(config, run, source, val_images, clock):
     The step counter first (the others read the step); at each report point
     (epoch end, and every `eval_every_steps` steps) BN recalibration
     (validation and checkpoint must see its statistics), then validation (it
-    adds val_psnr_* to the logs), the NaN guard, the time budget, the writers
+    adds val_psnr_* to the logs), both between the swaps of the averaged
+    weights in and out with --ema_momentum, the NaN guard, the time budget, the writers
     (CSV log, TensorBoard) and the checkpoint last, so that a checkpoint
     always follows the log lines of the step it saves.
     """
@@ -117,11 +118,15 @@ def make_callbacks(config, run, source, val_images, clock):
     ]
     # Report points: every epoch end, and every eval_every_steps global steps within one.
     when = (progress, run.steps_per_epoch, config.eval_every_steps)
+    if config.ema_momentum:  # recalibration and validation see the averaged weights
+        callbacks.append(cb.SwapEMAWeights(*when))
     if config.bn_recalibration_batches:
         callbacks.append(cb.BatchNormRecalibration(
             [source.batch(CALIBRATION_STEP + i)[:2] for i in range(config.bn_recalibration_batches)], *when))
     if val_images and chief:
         callbacks.append(cb.ValidationPSNR(val_images, config.val_scales, *when))
+    if config.ema_momentum:
+        callbacks.append(cb.SwapEMAWeights(*when))  # training goes on from the raw weights
     callbacks += [nan_guard, cb.TimeBudget(progress, run.steps_per_epoch, config.time_budget_s,
                                            config.decay_at_budget_fraction, clock)]
     if chief:
@@ -218,6 +223,10 @@ def _run(config, flags_text, clock):
         model_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"--model_dir={model_dir} cannot be created: {error.strerror}") from None
+    if config.ema_momentum and keras.backend.backend() != "tensorflow":
+        # The in-place swaps around report points and checkpoints are verified on
+        # TensorFlow only; JAX's and PyTorch's trainers keep their state elsewhere mid-fit.
+        raise ValueError(f"--ema_momentum needs the TensorFlow backend (this run: {keras.backend.backend()})")
     # The data first: a bad image set fails before minutes of model building.
     source = load_training_source(config)
     steps_per_epoch = config.steps_per_epoch or source.steps_per_pass
@@ -244,6 +253,8 @@ def _run(config, flags_text, clock):
     with dist.scope():
         model = build_and_compile(config, dist.num_replicas)
         state = checkpointing.restore(model, model_dir) or {"step": 0}
+        if config.ema_momentum and _optimizer_steps(model):
+            cb.swap_ema_weights(model)  # the checkpoint's model is the average; train on from the raw weights
         progress = cb.Progress(step=state["step"], seconds=float(state.get("seconds", 0.0)),
                                last_epoch_seconds=float(state.get("last_epoch_seconds", 0.0)),
                                budget_decay_step=state.get("budget_decay_step"))
@@ -281,12 +292,19 @@ def _run(config, flags_text, clock):
     return _finish(config, model, run_state, callbacks, source), model
 
 
+def _optimizer_steps(model):
+    """The optimizer's update count (0: fresh, so no moving average exists yet)."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
 def _config_fields(config):
     return dict(dataclasses.asdict(config), backend=keras.backend.backend())
 
 
 def _finish(config, model, run_state, callbacks, source):
     """The run's summary (validation included), its export, and summary.json."""
+    if config.ema_momentum and _optimizer_steps(model):
+        cb.swap_ema_weights(model)  # what the run validated and checkpointed last, and exports
     progress = run_state.progress
     summary = {"backend": keras.backend.backend(), "step": progress.step,
                "epochs_done": progress.step // run_state.steps_per_epoch,
