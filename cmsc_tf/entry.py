@@ -14,6 +14,8 @@ instead of ``app.run(main)``:
   hint, e.g. how to resume), and exit status 130, instead of a traceback;
   SIGTERM the same, ``interrupted by SIGTERM`` and exit status 143, after the
   file being written (``atomic_path``) is removed;
+- a write past a file-size limit (``ulimit -f``) fails as a full disk does
+  (an ``OSError``, reported in one line) instead of killing with SIGXFSZ;
 - any message of an error (those lines, ``sys.exit("error: ...")``, a
   traceback) starts on a line of its own, even when a progress bar (Keras's
   on stdout, tqdm's on stderr) was left mid-line: :func:`fresh_line`;
@@ -155,4 +157,7 @@ def run(main, program, interrupted="", flags_module=None):
 
     # SIGTERM's default action kills on the spot, mid-write and without a word.
     signal.signal(signal.SIGTERM, _raise_terminated)
+    # A file-size limit (ulimit -f) kills with SIGXFSZ and a core dump by default; ignored, the
+    # write that crosses it fails with EFBIG, an OSError that the command reports in one line.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     app.run(guarded_main, flags_parser=parse_flags)

@@ -1,5 +1,5 @@
 """Valid PNGs of any size that cost next to nothing on disk: the hostile user's files, for
-tests/io/test_images.py and benchmarks/hostile_inputs.py (NumPy-free, no test framework)."""
+tests/io/test_images.py and benchmarks/refusal_costs.py (NumPy-free, no test framework)."""
 
 import struct
 import zlib

@@ -24,7 +24,9 @@ Exit codes:
      ``--out`` (not a usable folder, or one that holds an input folder),
      refused before any image is processed;
   130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM: the outputs already
-     written are complete, and no temporary file is left behind.
+     written are complete, and no temporary file is left behind. Further
+     signals while it ends are ignored (one line, whatever the number of
+     Ctrl-C).
 
 TensorFlow and Keras are loaded only for a model that needs them (a
 SavedModel, as a preset at ``--precision float32`` is, or a ``.keras``
@@ -315,6 +317,11 @@ class Interrupted(BaseException):
 
 
 def _raise_interrupted(signum, frame):
+    # Once: the program is now ending. A second Ctrl-C would interrupt the ending itself (the
+    # temporary file's removal, the progress bar's __del__, the interpreter's shutdown) with a
+    # traceback of its own ("Exception ignored in ...").
+    for repeated in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(repeated, signal.SIG_IGN)
     raise Interrupted(signum)
 
 

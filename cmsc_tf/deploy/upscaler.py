@@ -119,9 +119,13 @@ class Upscaler:
     def upscale(self, image, scale):
         """Super-resolves ``image`` by ``scale`` (1 to 8, non-integer allowed; output ``ceil(size * scale)``).
 
-        ``image``: a uint8 (or uint16) NumPy array ``[H, W]``, ``[H, W, 1|2|3|4]``,
-        a PIL image or a file path. Returns a PIL image for a PIL image, else
-        a uint8 NumPy array with the input's channel layout.
+        ``image``: a uint8 (or uint16, or bool) NumPy array ``[H, W]``,
+        ``[H, W, 1|2|3|4]``, a PIL image or a file path. Returns a PIL image
+        for a PIL image, else a uint8 NumPy array with the input's channel
+        layout. An image that cannot be used (a float or int64 array, a bad
+        shape, an animation, a corrupt file) raises
+        :class:`cmsc_tf.io.images.ImageError`, one that is too large a
+        :class:`cmsc_tf.io.pixel_budget.PixelBudgetError` (both ``ValueError``).
         """
         # Sizes first (input and output budget), before a pixel is decoded.
         def check(width, height):
@@ -131,7 +135,7 @@ class Upscaler:
             return PIL.Image.fromarray(self._upscale_array(images.from_pil(image, check), scale))
         if isinstance(image, (str, os.PathLike)):
             return self._upscale_array(images.read_image(image, check), scale)
-        return self._upscale_array(_as_uint8_array(image), scale)
+        return self._upscale_array(_as_uint8_array(image, check), scale)
 
     def _upscale_array(self, array, scale):
         scale = scales.normalize_scale(scale)
@@ -190,14 +194,21 @@ def bicubic_window(image, scale, window, prepare):
     return np.tensordot(resized, col_matrix.astype(np.float32), axes=(1, 1)).transpose(0, 2, 1)
 
 
-def _as_uint8_array(image):
+def _as_uint8_array(image, check):
+    """``image`` as a uint8 array, or :class:`images.ImageError` in one line; ``check(width, height)`` before any copy."""
     array = np.asarray(image)
-    if array.dtype == np.uint16:
-        array = images.wide_to_uint8(array)
-    if array.dtype != np.uint8:
-        raise TypeError(f"Upscaler.upscale: expected a uint8 or uint16 image, got {array.dtype}")
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (1, 2, 3, 4)):
-        raise ValueError(f"Upscaler.upscale: expected [H, W] or [H, W, 1|2|3|4], got shape {array.shape}")
+        raise images.ImageError(f"image: expected an array [H, W] or [H, W, 1|2|3|4], got shape {array.shape}")
+    if array.dtype not in (np.uint8, np.uint16, np.bool_):
+        raise images.ImageError(f"image: expected a uint8, uint16 or bool array, got {array.dtype} "
+                                "(scale floats in [0, 1] to uint8 first)")
     if min(array.shape[:2]) < 1:
-        raise ValueError(f"Upscaler.upscale: image is empty, shape {array.shape}")
+        raise images.ImageError(f"image: image is empty, shape {array.shape}")
+    # Both budgets on the shape, before any converted copy is made.
+    pixel_budget.check_input_size(array.shape[1], array.shape[0])
+    check(array.shape[1], array.shape[0])
+    if array.dtype == np.uint16:
+        return images.wide_to_uint8(array)
+    if array.dtype == np.bool_:  # a bilevel image, as Pillow's mode "1" reads: white is 255
+        return array.astype(np.uint8) * np.uint8(255)
     return array

@@ -3,8 +3,11 @@
 Arrays are uint8 ``[H, W]`` (gray), ``[H, W, 2]`` (gray + alpha),
 ``[H, W, 3]`` (RGB) or ``[H, W, 4]`` (RGBA). Palette images become RGB, or
 RGBA when the palette has transparency; 16-bit images are scaled to 8 bits
-(``round(v / 257)``, the map that sends 65535 to 255); CMYK and other colour
-spaces are converted to RGB by Pillow. EXIF orientation is applied on read
+(``round(v / 257)``, the map that sends 65535 to 255); CMYK, YCbCr, HSV and
+CIELAB are converted to RGB (CIELAB colorimetrically, to sRGB); 32-bit float
+images (mode ``F``) are refused. An animation or a multi-page file (GIF,
+APNG, WebP, TIFF with more than one frame) is refused, not cut to its first
+frame. EXIF orientation is applied on read
 (a phone photo comes out upright); written files carry no EXIF.
 
 Every image is checked against the pixel budget (:mod:`cmsc_tf.io.pixel_budget`)
@@ -29,6 +32,8 @@ from cmsc_tf.io import atomic, pixel_budget
 # Pillow modes whose pixels are 16- or 32-bit integers (16-bit PNG/TIFF gray).
 _WIDE_INTEGER_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 _DIRECT_MODES = ("L", "LA", "RGB", "RGBA")
+# Other modes with an alpha channel (premultiplied, palette) -> the mode they become.
+_ALPHA_MODES = {"La": "LA", "PA": "RGBA", "RGBa": "RGBA"}
 
 
 class ImageError(ValueError):
@@ -56,16 +61,43 @@ def to_array(image, name="image"):
     mode = image.mode
     if mode in _WIDE_INTEGER_MODES:
         return wide_to_uint8(np.asarray(image))
-    if mode == "1":
-        image = image.convert("L")
-    elif mode in ("P", "PA"):
-        has_alpha = mode == "PA" or "transparency" in image.info
-        image = image.convert("RGBA" if has_alpha else "RGB")
-    elif mode == "F":
+    if mode == "F":
         raise ImageError(f"{name}: floating-point images (Pillow mode 'F') are not supported")
-    elif mode not in _DIRECT_MODES:
-        image = image.convert("RGBA" if "A" in mode else "RGB")
+    try:
+        if mode == "1":
+            image = image.convert("L")
+        elif mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        elif mode == "LAB":
+            image = _lab_to_rgb(image)
+        elif mode in _ALPHA_MODES:
+            image = image.convert(_ALPHA_MODES[mode])
+        elif mode not in _DIRECT_MODES:
+            image = image.convert("RGB")
+    except ValueError as error:  # Pillow: "conversion from X to Y not supported"
+        raise ImageError(f"{name}: Pillow mode {mode!r} cannot be converted to RGB ({error})") from None
     return np.asarray(image, dtype=np.uint8)
+
+
+def _lab_to_rgb(image):
+    # CIELAB is not a tint of RGB: its bands are lightness and two opponent axes (the
+    # second band's name, A, is no alpha). Through LittleCMS, as every Pillow version has it.
+    from PIL import ImageCms
+
+    transform = ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB")
+    return ImageCms.applyTransform(image, transform)
+
+
+def check_single_frame(image, name="image"):
+    """Refuses an animation or a multi-page file (from its frame headers, no pixel decoded).
+
+    Upscaling its first frame alone would silently drop the rest. A camera's
+    MPO JPEG is taken whole: its first frame is the photograph, the others
+    previews of it.
+    """
+    if getattr(image, "is_animated", False) and image.format != "MPO":
+        raise ImageError(f"{name}: holds {image.n_frames} frames (an animation or a multi-page file); only "
+                         "single images are upscaled: save the frame you want as a file of its own")
 
 
 def _png_header_size(path):
@@ -94,6 +126,7 @@ def _check_size(width, height, name, check):
 def from_pil(image, check=None, name="image"):
     """A PIL image -> upright uint8 array, refused from its size before decoding (as :func:`read_image`)."""
     _check_size(*image.size, name, check)
+    check_single_frame(image, name)
     return to_array(PIL.ImageOps.exif_transpose(image), name)
 
 
@@ -143,6 +176,7 @@ def read_image(path, check=None):
 def _decode(image, path, check):
     """An opened (header-only) image -> upright uint8 array, refused before decoding if over the budget."""
     _check_size(*image.size, path, check)
+    check_single_frame(image, path)
     image.load()
     # In place: a rotated copy would double the decoded image's memory.
     PIL.ImageOps.exif_transpose(image, in_place=True)

@@ -306,6 +306,53 @@ def test_signals_leave_no_temporary_file(tmp_path, model_path, signum, code):
     assert os.listdir(out) == []
 
 
+# The slow writer, which also stops once its interruption is announced on stderr: a second
+# signal sent then lands while the program ends.
+_SLOW_WRITER_AND_ENDING = """
+import sys
+
+class Announcing:
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        written = self.stream.write(text)
+        if "interrupted by" in text:
+            self.stream.flush()
+            print("ending", flush=True)
+            sys.stdin.read()
+        return written
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+sys.stderr = Announcing(sys.stderr)
+""" + _SLOW_WRITER
+
+
+def test_a_second_ctrl_c_while_ending_changes_nothing(tmp_path, model_path):
+    PIL.Image.fromarray(random_rgb(6, 6)).save(tmp_path / "0.png")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_WRITER_AND_ENDING, "0.png", "--scale", "2", "--model", model_path,
+         "--out", str(out)], cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "writing\n"
+        process.send_signal(signal.SIGINT)
+        assert process.stdout.readline() == "ending\n"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    lines = [line for line in stderr.replace("\r", "\n").splitlines() if line and "it/s" not in line
+             and "image/s" not in line]
+    assert lines == ["cmsc-upscale: interrupted by SIGINT; the outputs written are complete, none is partial"]
+    assert os.listdir(out) == []
+
+
 @pytest.mark.parametrize("value", ["png/../../escaped.png", "../png", "", "exe", "png/"])
 def test_format_is_one_of_a_fixed_set_of_extensions(tmp_path, model_path, capsys, value):
     PIL.Image.fromarray(random_rgb(8, 8, seed=2)).save(tmp_path / "small.png")

@@ -19,6 +19,8 @@ from cmsc_tf.deploy import cli
 from cmsc_tf.deploy.upscaler import Upscaler
 from cmsc_tf.io import images, pixel_budget
 from deploy_models import bicubic_cmsc, png_header, random_rgb
+from peak_memory import peak_growth_mib
+from png_bombs import write_constant_png
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +110,33 @@ def test_tile_is_bounded_with_a_clear_message(tile, capsys):
         Upscaler(bicubic_cmsc(), tile=tile)
     assert cli.run_cli(["x.png", "--scale", "2", "--tile", str(tile)]) == 2
     assert capsys.readouterr().err.startswith("cmsc-upscale: error: argument --tile: must be a whole number")
+
+
+@pytest.mark.parametrize("width,height,bit_depth,colour_type,limit", [
+    (13000, 13000, 8, 2, "over the input limit"),    # 507 MB of pixels
+    (13000, 13000, 16, 0, "over the input limit"),   # 338 MB; 4 GB and 7 s through a PIL image before
+    (8192, 8192, 8, 2, "over the output limit"),     # 201 MB; 1.5 GB and 1.3 s in the CLI before
+    (8192, 8192, 16, 0, "over the output limit"),    # 134 MB; 2.2 GB and 3 s in the CLI before
+])
+def test_whole_hostile_pngs_are_refused_on_every_entry_without_decoding(upscaler, tmp_path, decodes, width, height,
+                                                                          bit_depth, colour_type, limit):
+    # Valid files that would decode (benchmarks/refusal_costs.py times these refusals).
+    path = tmp_path / "bomb.png"
+    write_constant_png(path, width, height, bit_depth=bit_depth, colour_type=colour_type)
+    array = np.broadcast_to(np.zeros((), np.uint16 if bit_depth == 16 else np.uint8),
+                            (height, width) if colour_type == 0 else (height, width, 3))  # no memory of its own
+
+    def refuse_all():
+        with pytest.raises(images.ImageTooLargeError, match=limit):
+            upscaler.upscale(path, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            image = PIL.Image.open(path)
+        with image, pytest.raises(pixel_budget.PixelBudgetError, match=limit):
+            upscaler.upscale(image, 2)
+        with pytest.raises(pixel_budget.PixelBudgetError, match=limit):
+            upscaler.upscale(array, 2)
+
+    # Far below the smallest of these decoded (134 MB), let alone its converted copies.
+    assert peak_growth_mib(refuse_all) < 50
+    assert decodes == []

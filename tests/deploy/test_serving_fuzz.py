@@ -51,7 +51,7 @@ def check_one_request(upscale_encoded, batch, scale):
 
 
 def test_hostile_bytes_give_a_clear_error_or_a_correct_image_within_memory(upscale_encoded):
-    # No deadline: time is benchmarks/hostile_inputs.py's, not a test's.
+    # No deadline: time is benchmarks/refusal_costs.py's, not a test's.
     @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(batch=st.lists(files, min_size=1, max_size=2), scale=st.sampled_from([1.0, 1.5, 2.0, 3.3, 8.0]))
     def fuzz(batch, scale):

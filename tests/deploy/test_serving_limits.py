@@ -117,7 +117,7 @@ def test_a_tiny_png_of_a_huge_image_is_refused_from_its_header(signatures):
 
     Refused before any decoding: the same file with its pixel data cut short, or
     with none, gets the same refusal, while a small image cut short is read and
-    fails to decode. (benchmarks/hostile_inputs.py times the refusal.)
+    fails to decode. (benchmarks/refusal_costs.py times the refusal.)
     """
     encoded = signatures["upscale_encoded"]
     small = tf.io.encode_png(np.zeros((40, 40, 3), np.uint8)).numpy()

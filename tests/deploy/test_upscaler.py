@@ -4,6 +4,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
+from cmsc_tf.io import images
 from cmsc_tf.numerics.imresize_np import imresize_np
 from cmsc_tf.deploy.upscaler import Upscaler
 from deploy_models import bicubic_cmsc, random_rgb, small_cmsc
@@ -55,7 +56,7 @@ def test_bad_arguments_are_refused(identity_upscaler):
         identity_upscaler.upscale(random_rgb(4, 4), 0.5)
     with pytest.raises(ValueError, match="over the output limit"):
         identity_upscaler.upscale(np.zeros((1, 5000), np.uint8), 8)
-    with pytest.raises(TypeError, match="uint8 or uint16"):
+    with pytest.raises(images.ImageError, match="^image: expected a uint8, uint16 or bool array, got float32"):
         identity_upscaler.upscale(np.zeros((4, 4), np.float32), 2)
     with pytest.raises(FileNotFoundError, match="model not found"):
         Upscaler("no/such/model.keras")

@@ -17,7 +17,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 
 # cmsc_tf/__init__.py imports Keras (and TensorFlow): hundreds of MB that are
-# not the read's (benchmarks/hostile_inputs.py times the read). The packages are stubbed so only the reader loads.
+# not the read's (benchmarks/refusal_costs.py times the read). The packages are stubbed so only the reader loads.
 _MEASURE = """
 import json, os, resource, sys, types
 for name in ("cmsc_tf", "cmsc_tf.io"):

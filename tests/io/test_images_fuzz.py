@@ -41,7 +41,7 @@ def check_one_file(tmp_path, data):
 
 
 def test_hostile_files_give_a_clear_error_or_a_correct_image_within_memory(tmp_path):
-    # No deadline: time is benchmarks/hostile_inputs.py's, not a test's.
+    # No deadline: time is benchmarks/refusal_costs.py's, not a test's.
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(data=files)
     def fuzz(data):

@@ -88,3 +88,23 @@ def test_adjustable_clipping_follows_the_rate_inside_a_compiled_train_step():
     model.optimizer.learning_rate = 0.001  # bound 400: gradient 2(0.4 - 100) = -199.2 unclipped
     model.train_on_batch(x, y)
     np.testing.assert_allclose(model.get_weights()[0], [[0.4 + 0.1992]], rtol=1e-5)
+
+
+def test_the_weights_file_made_in_memory_loads_as_the_one_save_weights_writes(tmp_path):
+    model = cmsc_tf.build_model("cmsc", num_features=4, num_stages=1, num_modules=1)
+    model.compile("adam", **cmsc_tf.cascade_loss(model))
+    shape = (2, 9, 9, 1)
+    model.fit(np.random.default_rng(0).random(shape, np.float32), np.zeros(shape, np.float32), verbose=0)
+    (tmp_path / "memory.weights.h5").write_bytes(keras_hooks.weights_file_bytes(model))
+    model.save_weights(str(tmp_path / "disk.weights.h5"))
+
+    loaded = []
+    for name in ("memory", "disk"):
+        copy = cmsc_tf.build_model("cmsc", num_features=4, num_stages=1, num_modules=1)
+        copy.compile("adam", **cmsc_tf.cascade_loss(copy))
+        copy.optimizer.build(copy.trainable_variables)
+        copy.load_weights(str(tmp_path / f"{name}.weights.h5"))
+        loaded.append([keras.ops.convert_to_numpy(v) for v in copy.weights + copy.optimizer.variables])
+    assert len(loaded[0]) == len(loaded[1]) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(*loaded))
+    assert not all(np.array_equal(a, 0 * a) for a in loaded[0][-4:])  # the optimizer's moments came along

@@ -3,6 +3,8 @@ survivors, no damaged or non-finite checkpoint resumed (issue 23, point 5)."""
 
 import json
 import os
+import re
+import resource
 import signal
 import subprocess
 import sys
@@ -108,17 +110,49 @@ def test_a_truncated_checkpoint_is_named_with_the_fix(finished_run, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_full_disk_is_one_line_and_keeps_the_last_whole_checkpoint(finished_run, tmp_path):
+    # A file-size limit below a checkpoint's size fails its write as a full disk does (EFBIG
+    # instead of ENOSPC), and needs no filesystem of its own. HDF5 writing the file itself
+    # ended in a segmentation fault (exit 139), in its close or at exit.
+    model_dir = copy_run(finished_run, tmp_path / "run")
+    state = json.loads((model_dir / "state.json").read_text())
+    weights = helpers.h5_arrays(model_dir / state["weights"])
+    limit = (model_dir / state["weights"]).stat().st_size // 2
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    result = subprocess.run([sys.executable, "-m", "training.main",
+                             *helpers.tiny_flags(model_dir, epochs=3, steps_per_epoch=3)],
+                            cwd=helpers.REPO_ROOT, env=helpers.python_env(), capture_output=True, text=True,
+                            timeout=300, preexec_fn=limit_file_size)
+
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower() or "Traceback" in line]
+    assert len(errors) == 1 and re.fullmatch(
+        rf"training\.main: error: cannot write checkpoint {re.escape(str(model_dir))}/ckpt-s\d+\.weights\.h5: "
+        rf"File too large; state\.json still names {re.escape(state['weights'])}, a whole checkpoint: free some "
+        r"space and rerun the same command to resume from it", errors[0]), result.stderr
+    assert json.loads((model_dir / "state.json").read_text()) == state
+    resumable = helpers.h5_arrays(model_dir / state["weights"])
+    assert resumable.keys() == weights.keys()
+    assert all(np.array_equal(resumable[key], weights[key]) for key in weights)
+    assert not [p for p in model_dir.iterdir() if p.name.startswith(".tmp-")]
+
+
 SLOW_CHECKPOINT = """
+import pathlib
 import sys
-import keras
 from cmsc_tf import entry
 from training import main
-save = keras.Model.save_weights
-def save_and_wait(self, path, *args, **kwargs):
-    save(self, path, *args, **kwargs)
-    print("writing", path, flush=True)
-    sys.stdin.readline()  # until SIGTERM
-keras.Model.save_weights = save_and_wait
+write_bytes = pathlib.Path.write_bytes
+def write_and_wait(self, data):
+    written = write_bytes(self, data)
+    if self.name.startswith(".tmp-") and self.name.endswith(".weights.h5"):
+        print("writing", self, flush=True)
+        sys.stdin.readline()  # until SIGTERM
+    return written
+pathlib.Path.write_bytes = write_and_wait
 sys.argv = ["training.main", *sys.argv[1:]]
 entry.run(main.main, "training.main", interrupted="rerun to resume")
 """

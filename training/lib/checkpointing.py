@@ -32,6 +32,7 @@ import numpy as np
 
 import cmsc_tf
 from cmsc_tf.io import atomic
+from training.lib import keras_hooks
 
 # The files of a run folder.
 STATE_FILE = "state.json"
@@ -91,10 +92,15 @@ def save(model, model_dir, step, epoch=None, keep_epoch_checkpoints=True, **extr
     model_dir = pathlib.Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     name = checkpoint_name(step, epoch)
-    with atomic.atomic_path(model_dir / name) as temporary:  # keeps Keras's .weights.h5 suffix
-        model.save_weights(temporary)
     state = {**extra, "step": int(step), "weights": name}
-    atomic.write_text(model_dir / STATE_FILE, json.dumps(state, indent=1) + "\n")
+    try:
+        atomic.write_bytes(model_dir / name, keras_hooks.weights_file_bytes(model))
+        atomic.write_text(model_dir / STATE_FILE, json.dumps(state, indent=1) + "\n")
+    except OSError as error:  # a full disk, a file-size limit: state.json still names the last whole checkpoint
+        last = (read_state(model_dir) or {}).get("weights")
+        then = (f"{STATE_FILE} still names {last}, a whole checkpoint: free some space and rerun the same command "
+                "to resume from it" if last else "no checkpoint was written yet: free some space and rerun")
+        raise OSError(f"cannot write checkpoint {model_dir / name}: {error.strerror or error}; {then}") from None
     for path in model_dir.iterdir():
         match = _CHECKPOINT.match(path.name)
         if match and path.name != name and not (match.group(1) and keep_epoch_checkpoints):
