@@ -27,7 +27,7 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.18,<2.22",
-        # training/keras_hooks.py uses three private Keras hooks, each pinned by
+        # training/lib/keras_hooks.py uses three private Keras hooks, each pinned by
         # tests/training/test_keras_hooks.py; widen once they pass on a newer Keras.
         "keras>=3.15,<3.16",
         "tensorflow-datasets>=4.9.7,<5",

@@ -10,7 +10,7 @@ Usage (from the repository root; any Keras backend):
 
 Each setting (`--settings`: batch size, then `b` for the mixed_bfloat16
 policy and `x` for XLA on TensorFlow, e.g. `32,32x,32b,64`) is the trainer's own model, loss and optimizer
-(`training.train_lib.build_and_compile`, the paper's SGD with clipping)
+(`training.lib.trainer.build_and_compile`, the paper's SGD with clipping)
 calling `train_on_batch` on one fixed batch of 41x41 pairs: the compute
 alone, no input cost (benchmarks/training_pipeline.py measures the feeds).
 A `t` suffix times the peer instead: the same network and step written
@@ -86,9 +86,9 @@ def main(argv):
 
     from cmsc_tf.models.dtype_policy import dtype_policy
     from cmsc_tf.models.model import build_model
-    from training import train_lib
-    from training.config import TrainConfig
-    from training.flag_values import parse_overrides
+    from training.lib import trainer
+    from training.lib.config import TrainConfig
+    from training.lib.flag_values import parse_overrides
 
     overrides = parse_overrides([o for o in FLAGS.model_overrides if o])
     rng = np.random.default_rng(0)
@@ -103,11 +103,11 @@ def main(argv):
             step()  # warm-up: oneDNN picks its kernels
             runs.append((setting, batch, step))
             continue
-        precision = "mixed_bfloat16" if bf16 else "float32"
+        policy = "mixed_bfloat16" if bf16 else "float32"
         config = TrainConfig(model_overrides=overrides, batch_size=batch, xla=xla, patch_size=FLAGS.patch_size,
-                             precision=precision)
-        with dtype_policy(precision):  # as train_lib.run builds the model
-            model = train_lib.build_and_compile(config)
+                             dtype_policy=policy)
+        with dtype_policy(policy):  # as trainer.run builds the model
+            model = trainer.build_and_compile(config)
         shape = (batch, FLAGS.patch_size, FLAGS.patch_size, 1)
         x, y = rng.random(shape, np.float32), rng.random(shape, np.float32)
         model.train_on_batch(x, y)  # traces / compiles

@@ -8,15 +8,15 @@ Usage (from the repository root; any Keras backend, KERAS_BACKEND=jax too):
 
 Measures, in one run on the same machine:
 - preparation: reading the training sets (`image_sets.read_luminance_set`)
-  and building `training.data.source.TrainingSource` (every image, in its
+  and building `training.lib.data.source.TrainingSource` (every image, in its
   size variants, degraded once at every scale), as `training.main` does at
   the start of a run;
-- the NumPy feed: batches/s of `training.data.source.batches` (the plain
+- the NumPy feed: batches/s of `training.lib.data.source.batches` (the plain
   generator `training.main` feeds Keras with on JAX and other backends);
-- the tf.data feed: batches/s of `training.data.tf_dataset.training_dataset`
+- the tf.data feed: batches/s of `training.lib.data.tf_dataset.training_dataset`
   (the same batches through `tf.numpy_function`, prefetched; what
   `training.main` uses on the TensorFlow backend); skipped without TensorFlow;
-- training: steps/s of `train_lib.build_and_compile`'s model calling
+- training: steps/s of `trainer.build_and_compile`'s model calling
   `train_on_batch` on one fixed batch (no input cost), after a first call
   that traces/compiles it.
 Each feed is timed over 20 times `--steps` batches (at least 50), after a
@@ -78,10 +78,10 @@ def main(argv):
     import keras
 
     from cmsc_tf.io import image_sets
-    from training import train_lib
-    from training.config import TrainConfig
-    from training.data.source import TrainingSource, batches
-    from training.flag_values import parse_overrides
+    from training.lib import trainer
+    from training.lib.config import TrainConfig
+    from training.lib.data.source import TrainingSource, batches
+    from training.lib.flag_values import parse_overrides
 
     config = TrainConfig(model_overrides=parse_overrides(FLAGS.model_overrides),
                          train_sets=tuple(FLAGS.train_sets), data_dir=FLAGS.data_dir or "",
@@ -104,11 +104,11 @@ def main(argv):
     numpy_rate = _rate(batches(source, 0), feed_batches)
     tf_rate = None
     if importlib.util.find_spec("tensorflow") is not None:
-        from training.data.tf_dataset import training_dataset
+        from training.lib.data.tf_dataset import training_dataset
 
         tf_rate = _rate(iter(training_dataset(source, 0, feed_batches + 1)), feed_batches)
 
-    model = train_lib.build_and_compile(config)
+    model = trainer.build_and_compile(config)
     lr, hr = source.batch(0)
     model.train_on_batch(lr, hr)  # traces / compiles the train step
     start = time.perf_counter()

@@ -3,7 +3,7 @@
 The model, its layers and its loss need Keras alone, so they import (and
 register their Keras classes) on any Keras backend: `training.main` trains
 them with JAX on machines without TensorFlow, fed by its NumPy source
-(`training.data.source`). Every name below loads on first use, so that
+(`training.lib.data.source`). Every name below loads on first use, so that
 ``import cmsc_tf`` (and the ``cmsc-upscale`` command line, whose ``--help``
 answers without TensorFlow) costs nothing until a name is used: most need
 TensorFlow (image operations, export, `Upscaler`) or pyrtools (metrics);
@@ -72,6 +72,12 @@ def _register_keras_classes():
         importlib.import_module(module)
 
 
+# Why an import hook: Keras has no documented way to register classes lazily.
+# `keras.saving.register_keras_serializable` runs when the class's module runs,
+# which imports Keras (seconds, and TensorFlow on its default backend) at
+# `import cmsc_tf`; `load_model` imports a config's own module only for the
+# packages keras, keras_hub, keras_cv and keras_nlp; `custom_objects=` would
+# put the burden on every caller. Keras 3.15 (setup.py's pin) was checked.
 class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
     """Registers cmsc_tf's Keras classes right after ``keras`` itself is imported.
 

@@ -22,12 +22,12 @@ the numbers).
 
 Called only by entry points (``cmsc-upscale``, ``cmsc_tf.entry``), after
 their command line is parsed: ``import cmsc_tf`` changes nothing. With
-``verbose=True`` (``cmsc-upscale --verbose``, ``training.* --tf_log``) nothing
+``tf_log=True`` (``--tf_log`` of every command) nothing
 is hidden.
 
 A process that crashes inside the window (a C++ abort while loading) loses
 the lines captured so far; ``faulthandler`` then still names where it died,
-on the real stderr. Rerun with the verbose switch to see everything.
+on the real stderr. Rerun with --tf_log to see everything.
 """
 
 import contextlib
@@ -167,8 +167,8 @@ def _initialise(library):
         importlib.import_module(library)
 
 
-def load(*libraries, verbose=False):
-    """Imports ``libraries`` ("keras": Keras and its backend; "tensorflow"; "jax"), quietly unless ``verbose``.
+def load(*libraries, tf_log=False):
+    """Imports ``libraries`` ("keras": Keras and its backend; "tensorflow"; "jax"), quietly unless ``tf_log``.
 
     Quiet: ``TF_CPP_MIN_LOG_LEVEL=2`` unless set, TensorFlow's and JAX's
     Python logs from WARNING up, and the start-up lines filtered out of
@@ -176,7 +176,7 @@ def load(*libraries, verbose=False):
     nothing; one not installed is skipped (its import error, if it is needed,
     comes later where it is used).
     """
-    if verbose:
+    if tf_log:
         for library in libraries:
             _initialise(library)
         return

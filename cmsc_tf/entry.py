@@ -83,7 +83,7 @@ def load(*libraries):
     (``KERAS_BACKEND=jax`` without JAX) is a usage error: one line, exit 2.
     """
     try:
-        _quiet.load(*libraries, verbose=FLAGS.tf_log)
+        _quiet.load(*libraries, tf_log=FLAGS.tf_log)
     except ImportError as error:
         backend = os.environ.get("KERAS_BACKEND", "tensorflow")
         raise app.UsageError(

@@ -37,7 +37,7 @@ CLI_SCRIPT = "cmsc-upscale"
 # The module that gives every one of them its shared flags (--tf_log).
 ABSL_SHARED_FLAGS = REPO / "cmsc_tf" / "entry.py"
 # Settings dataclasses whose fields are flags (settings.define_flags), by class name -> source.
-SETTINGS_CLASSES = {"TrainConfig": REPO / "training" / "config.py"}
+SETTINGS_CLASSES = {"TrainConfig": REPO / "training" / "lib" / "config.py"}
 ABSL_BUILTIN_FLAGS = {"flagfile", "help", "helpshort", "helpfull", "helpxml", "verbosity", "v",
                       "logtostderr", "alsologtostderr", "log_dir", "stderrthreshold",
                       "only_check_args", "undefok"}
@@ -97,7 +97,7 @@ def _absl_flags(source_file):
         names.add(name)
         if kind in ("bool", "boolean"):
             names.add("no" + name)
-    # A script that defines one flag per field of a settings dataclass (training/settings.py).
+    # A script that defines one flag per field of a settings dataclass (training/lib/settings.py).
     for config_name in re.findall(r"settings\.define_flags\((\w+)", text):
         names |= _settings_flags(SETTINGS_CLASSES[config_name])
     return names
@@ -290,7 +290,7 @@ def test_doc_commands_flags_and_paths_exist(doc):
     assert not problems, "\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("flagfile", sorted([*REPO.glob("*.flags"), *(REPO / "training").glob("*.flags")]),
+@pytest.mark.parametrize("flagfile", sorted([*REPO.glob("*.flags"), *(REPO / "training" / "flags").glob("*.flags")]),
                          ids=lambda p: str(p.relative_to(REPO)))
 def test_flag_files_use_defined_flags(flagfile):
     """The flag files the docs run with training.main set only flags it defines."""
@@ -353,7 +353,7 @@ def _embedded_commands(path):
     return found
 
 
-EMBEDDED = sorted([*REPO.glob("*.flags"), *(REPO / "training").glob("*.flags"), *(REPO / "benchmarks").glob("*.py")])
+EMBEDDED = sorted([*REPO.glob("*.flags"), *(REPO / "training" / "flags").glob("*.flags"), *(REPO / "benchmarks").glob("*.py")])
 
 
 @pytest.mark.parametrize("path", EMBEDDED, ids=lambda p: str(p.relative_to(REPO)))

@@ -121,7 +121,7 @@ def test_the_rules_catch_a_violation(tmp_path, monkeypatch):
         "eval/__init__.py": "",
         "eval/metrics.py": "import cmsc_tf.deploy.loader\n",
         "deploy/__init__.py": "",
-        "deploy/loader.py": "import training.train_lib\n",
+        "deploy/loader.py": "import training.lib.trainer\n",
         "io/__init__.py": "",
         "io/images.py": "",
     }.items():

@@ -20,9 +20,11 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("upscale_quickstart", "train_cmsc", "reproduce_table3")
 # Per notebook, on 2 CPU cores; generous against a shared machine.
 CELL_TIMEOUT_S = 300
-# How long the killed kernel may take to go, and then its children to exit by themselves.
+# Hang guards, not grace periods: the kernel and the processes it started are
+# waited for until they exit (the exit itself is the event), and a process
+# still running after this long never will, whatever the machine's load.
 KERNEL_EXIT_S = 30
-EXIT_GRACE_S = 10
+LEFTOVER_S = 300
 
 
 def _load(name):
@@ -109,8 +111,10 @@ def _no_leftover_processes(km):
     its parent (how the suite's kernels used to end, at pytest's exit): what a
     notebook starts must end with its kernel without the kernel's help (a
     graceful shutdown would have ipykernel terminate its process group, and
-    hide the leftovers). The recorded processes get ``EXIT_GRACE_S`` to exit;
-    the survivors are terminated, then killed, and the test fails naming them.
+    hide the leftovers). The test then waits for the recorded processes to
+    exit, woken by each exit (:func:`_wait_for_exits`); any still running
+    after the hang guard ``LEFTOVER_S`` are terminated, then killed, and the
+    test fails naming them.
     """
     import psutil  # in the test extra: the check must not be skipped
 
@@ -143,7 +147,7 @@ def _no_leftover_processes(km):
             kernel.kill()  # the kernel process only, not its process group
             kernel.wait(timeout=KERNEL_EXIT_S)
         processes = list(started.values())
-        psutil.wait_procs(alive(processes), timeout=EXIT_GRACE_S)
+        _wait_for_exits(alive(processes), LEFTOVER_S)
         for process in alive(processes):
             with contextlib.suppress(psutil.Error):
                 leftovers.append(f"{process.pid}: {' '.join(process.cmdline())[:200]}")
@@ -155,6 +159,34 @@ def _no_leftover_processes(km):
         if km.has_kernel:
             km.shutdown_kernel(now=True)  # jupyter_client's bookkeeping: connection file, ports
     assert not leftovers, "processes started by the notebook outlived its kernel:\n" + "\n".join(leftovers)
+
+
+def _wait_for_exits(processes, hang_guard_s):
+    """Returns once every one of ``processes`` (psutil) has exited, woken by the exits themselves
+    (a pidfd becomes readable when its process ends), or after ``hang_guard_s``."""
+    import os
+    import select
+
+    poller, descriptors = select.poll(), []
+    for process in processes:
+        try:
+            descriptor = os.pidfd_open(process.pid)
+        except ProcessLookupError:  # gone already
+            continue
+        descriptors.append(descriptor)
+        poller.register(descriptor, select.POLLIN)
+    try:
+        waiting = set(descriptors)
+        while waiting:
+            events = poller.poll(hang_guard_s * 1000)
+            if not events:
+                return
+            for descriptor, _ in events:
+                poller.unregister(descriptor)
+                waiting.discard(descriptor)
+    finally:
+        for descriptor in descriptors:
+            os.close(descriptor)
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def tiny_flags(model_dir, **changes):
         "val_set": "", "pipeline": "random_crop", "scales": "2,3,4", "patch_size": 21,
         "batch_size": 4, "steps_per_epoch": 6, "epochs": 2, "optimizer": "adam",
         "learning_rate": 1e-3, "lr_decay_epochs": "", "weight_decay": 0, "clip": "none",
-        "checkpoint_every_steps": 2, "model_dir": model_dir, "export_dir": "",
+        "checkpoint_every_steps": 2, "model_dir": model_dir, "export_prefix": "",
         "tensorboard": False, "verbose": 2,
     }
     flags.update(changes)
@@ -53,7 +53,7 @@ def python_env(backend="tensorflow"):
 
 
 # What TensorFlow prints while it loads on a machine without a GPU (the C++
-# start-up lines that the entry points hide unless --verbose / --tf_log).
+# start-up lines that the entry points hide unless --tf_log).
 TENSORFLOW_NOISE = ("cpu_feature_guard", "cudart_stub", "cuInit", "oneDNN",
                     "All log messages before absl::InitializeLog",
                     "Created TensorFlow Lite XNNPACK delegate")  # LiteRT, on the int8 default's first run
@@ -79,7 +79,7 @@ def run_main(flags, timeout, backend="tensorflow", env=None):
 
 
 class PausedRun:
-    """`python -m training.main FLAGS` stopped by the trainer's test hook (training/callbacks.py,
+    """`python -m training.main FLAGS` stopped by the trainer's test hook (training/lib/callbacks.py,
     PauseAtStep) after global step `step` and its checkpoint.
 
     `announced` is the step the run announced ("" if it ended first). While paused

@@ -22,7 +22,7 @@ Usage (from the repository root; rerunning resumes unfinished arms):
   at a time (L1 loss, 64x64 and 96x96 crops at the same pixels per step,
   cosine decay, bfloat16 mixed precision, batch 16), each arm from the same
   initial weights for the same CPU seconds, validated on SunHays80 crops
-  (training/recipe.flags; docs/results.md). Curves against CPU seconds.
+  (training/flags/recipe.flags; docs/results.md). Curves against CPU seconds.
 
 Every arm is one `training.main` run with the study's flag files (same data,
 seed, steps), in `<runs_dir>/<study>/<arm>/`. An arm that stops on a NaN
@@ -38,7 +38,8 @@ import sys
 from absl import app, flags
 
 from cmsc_tf import entry
-from training.claims_lib import STUDIES, ArmFailed, markdown_table, summary_rows, summed_loss_curve, train_arm
+from training.lib.checkpointing import LOG_FILE
+from training.lib.studies import STUDIES, ArmFailed, markdown_table, summary_rows, summed_loss_curve, train_arm
 
 FLAGS = flags.FLAGS
 
@@ -77,11 +78,11 @@ def main(argv):
             failed[arm.label] = str(error)
             print(f"== {arm.label} stopped: {error}", file=sys.stderr, flush=True)
 
-    from training import curves as training_curves
+    from training.lib import curves as training_curves
 
     entry.load("keras", "tensorflow")  # (the summary builds the arms' models)
 
-    present = [arm for arm in arms if (runs_dir / arm.label / "training_log.csv").is_file()]
+    present = [arm for arm in arms if (runs_dir / arm.label / LOG_FILE).is_file()]
     if not present:
         sys.exit(f"error: no arm of {FLAGS.study} in {runs_dir} has a training log")
     panels = []

@@ -1,5 +1,5 @@
 """``python -m training.export``: ``cmsc-export`` run from a checkout (:mod:`cmsc_tf.deploy.export_cli`, its flags and
-usage), which also exports a training run (--model_dir) with :func:`training.checkpointing.export_checkpoint`."""
+usage), which also exports a training run (--model_dir) with :func:`training.lib.checkpointing.export_checkpoint`."""
 
 from cmsc_tf import entry
 from cmsc_tf.deploy import export_cli
@@ -7,7 +7,7 @@ from cmsc_tf.deploy.export_cli import __doc__  # noqa: F401  (absl's --help prin
 
 
 def main(argv):
-    from training.checkpointing import export_checkpoint
+    from training.lib.checkpointing import export_checkpoint
 
     return export_cli.main(argv, export_run=export_checkpoint)
 

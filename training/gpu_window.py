@@ -8,11 +8,11 @@ a fourth that undoes the first:
 
 1. Here: ``python -m training.gpu_window prepare`` writes ``.gpu_window/``
    (ignored by git): the run folder seeded from the shipped weights
-   (``training.checkpointing.seed_run``: model weights, no optimizer state),
+   (``training.lib.checkpointing.seed_run``: model weights, no optimizer state),
    the training images packed as grayscale PNGs of their protocol luminance
    (``cmsc_tf.io.image_sets.pack_luminance_set``), the wheels of Keras and
    what it needs that the host lacks, and ``train.flags`` (the recipe,
-   training/gpu_window.flags, with the run's folders). Then it parks
+   training/flags/gpu_window.flags, with the run's folders). Then it parks
    ``savedmodels/`` and ``checkpoints/`` (about 60 MB the window does not
    need) in ``.parked/``, out of git's index, checks that what travels fits,
    and prints the device call to make.
@@ -54,7 +54,7 @@ import threading
 import time
 
 WORK_DIR = pathlib.Path(".gpu_window")
-RECIPE = "training/gpu_window.flags"
+RECIPE = "training/flags/gpu_window.flags"
 WEIGHTS = "savedmodels/cmsc_full.keras"
 SITE = "/tmp/site"  # where the host's wheels are installed (the device notes' --target)
 # Tracked folders the window does not need, parked out of what travels.
@@ -193,7 +193,7 @@ def prepare(options, extra):
     work = pathlib.Path(options.work_dir)
     args = recipe_args(options.recipe, extra)
     data_dir = options.data_dir or os.environ.get("CMSC_DATA_DIR") or "../shared/datasets"
-    from training import checkpointing
+    from training.lib import checkpointing
 
     run_dir = work / "run"
     if run_dir.exists():
@@ -294,10 +294,10 @@ def train(command, env, log_path, deadline):
 
 def pack_run(run_dir, out):
     """The run folder (state, the weights it names, settings, logs) as tar parts in `out`; (names, sha256)."""
-    from training import checkpointing
+    from training.lib import checkpointing
 
     state = checkpointing.read_state(run_dir)
-    names = [state["weights"], checkpointing.STATE_FILE, *checkpointing.RUN_FILES, "summary.json"]
+    names = [state["weights"], checkpointing.STATE_FILE, *checkpointing.RUN_FILES, checkpointing.SUMMARY_FILE]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for name in names:
@@ -314,9 +314,9 @@ def pack_run(run_dir, out):
 
 def log_rows(run_dir, after_step):
     """The CSV log's (step, seconds) rows of steps past `after_step`."""
-    from training import curves
+    from training.lib import checkpointing, curves
 
-    path = pathlib.Path(run_dir) / "training_log.csv"
+    path = pathlib.Path(run_dir) / checkpointing.LOG_FILE
     if not path.exists():
         return []
     return [(int(row["step"]), float(row["seconds"])) for row in curves.read_rows(path)
@@ -369,7 +369,7 @@ def run(options, extra):
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [site, os.getcwd(), env.get("PYTHONPATH")]))
     run_dir = work / "run"
-    from training import checkpointing
+    from training.lib import checkpointing
 
     before = checkpointing.read_state(run_dir) or {"step": 0}
     train_s = options.train_s or options.window_s - (time.monotonic() - start) - options.reserve_s
@@ -385,14 +385,14 @@ def run(options, extra):
     returncode, stopped = train(command, env, out / LOG, deadline)
     after = checkpointing.read_state(run_dir) or {"step": 0}
     parts, sha256 = pack_run(run_dir, out)
-    trained = read_json(run_dir / "summary.json", {})
+    trained = read_json(run_dir / checkpointing.SUMMARY_FILE, {})
     name = gpu_name()
     peak = options.peak_tflops or next((v for k, v in BF16_PEAK_TFLOPS.items() if name and k in name), None)
     os.environ.setdefault("KERAS_BACKEND", "jax")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the count needs no GPU
     summary = {"device": name or "cpu", "train_returncode": returncode, "stopped_at_deadline": stopped,
                "stopped_by_budget": bool(trained.get("stopped_by_budget")) and trained.get("step") == after["step"],
-               **throughput(before, after, log_rows(run_dir, before["step"]), read_json(run_dir / "config.json"),
+               **throughput(before, after, log_rows(run_dir, before["step"]), read_json(run_dir / checkpointing.CONFIG_FILE),
                             peak),
                "peak_source": PEAK_SOURCE if not options.peak_tflops else "--peak_tflops",
                "psnr": trained.get("psnr") if trained.get("step") == after["step"] else None,

@@ -16,12 +16,12 @@ TensorFlow's C++ start-up lines are hidden unless --tf_log (cmsc_tf/entry.py).
 from absl import app, flags
 
 from cmsc_tf import entry
-from training import settings
-from training.config import TrainConfig
-from training.flag_values import resolved_flags
+from training.lib import settings
+from training.lib.config import TrainConfig
+from training.lib.flag_values import resolved_flags
 
 FLAGS = flags.FLAGS
-# One flag per TrainConfig field, with its default, help and choices (training/settings.py).
+# One flag per TrainConfig field, with its default, help and choices (training/lib/settings.py).
 settings.define_flags(TrainConfig, FLAGS, __name__)
 # An action of this command, not a setting of the run (so not in config.json).
 flags.DEFINE_bool("restart", False, "Move the run already in --model_dir aside into <model_dir>/previous-<n>/ "
@@ -48,12 +48,12 @@ def main(argv):
         config.validate()
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    from training import train_lib
+    from training.lib import trainer
 
     try:
-        summary, _ = train_lib.run(config, flags_text=resolved_flags(FLAGS, __name__, exclude=("restart",)),
+        summary, _ = trainer.run(config, flags_text=resolved_flags(FLAGS, __name__, exclude=("restart",)),
                                      restart=FLAGS.restart)
-    except (ValueError, OSError, train_lib.TrainingError) as error:
+    except (ValueError, OSError, trainer.TrainingError) as error:
         raise entry.CommandError(str(error)) from None
     print(f"training done: {summary}", flush=True)
 

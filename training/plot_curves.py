@@ -15,7 +15,7 @@ the training step (equal-budget comparisons line up).
 from absl import app, flags
 
 from cmsc_tf import entry
-from training.curves import column_label, plot, read_curve, run_val_set
+from training.lib.curves import column_label, plot, read_curve, run_val_set
 
 FLAGS = flags.FLAGS
 

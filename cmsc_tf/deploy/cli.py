@@ -33,7 +33,7 @@ SavedModel, as a preset at ``--precision float32`` is, or a ``.keras``
 file): the presets' default dynamic-int8 LiteRT network runs with
 NumPy, Pillow and ``ai_edge_litert`` alone, and an unknown ``--model`` is
 refused at once, listing the presets. TensorFlow's C++ start-up lines (oneDNN,
-CUDA driver notices) are hidden; ``--verbose`` shows them.
+CUDA driver notices) are hidden; ``--tf_log`` shows them (the name of the same switch in every command).
 """
 
 import argparse
@@ -48,13 +48,11 @@ from absl.flags import argparse_flags
 # Light modules only (no TensorFlow, no Keras): the command line is parsed,
 # and --help or a usage error answered, before TensorFlow loads (run()).
 from cmsc_tf import _quiet
-from cmsc_tf.deploy import scales
+from cmsc_tf.deploy import loader, scales  # loader imports NumPy and LiteRT, not TensorFlow
 from cmsc_tf.deploy.tiling import DEFAULT_TILE, MAX_TILE, check_tile  # NumPy only
 from cmsc_tf.io import atomic, images
 from cmsc_tf.models import presets
 
-# loader.PRECISIONS' names, spelled out so that --help needs no TensorFlow (a test keeps them equal).
-PRECISIONS = ("float32", "bfloat16", "float16", "dynamic_int8")
 PROGRAM = "cmsc-upscale"
 # The output extensions --format takes: a fixed set, so that the value can
 # never carry a path (a slash or "..") into the output names.
@@ -119,11 +117,11 @@ def build_parser():
     )
     parser.add_argument("--self-ensemble", action="store_true", help="average over the 8 flips/rotations (8x slower)")
     parser.add_argument(
-        "--precision", default=None, choices=PRECISIONS,
+        "--precision", default=None, choices=tuple(loader.PRECISIONS),
         help="default: dynamic_int8 for the presets cmsc_compact and cmsc_full (their int8 LiteRT file, "
              "about 3x faster on a CPU), float32 for other models; float32: the float32 network",
     )
-    parser.add_argument("--verbose", action="store_true",
+    parser.add_argument("--tf_log", action="store_true",
                         help="show TensorFlow's C++ log lines (start-up notices, CUDA messages), hidden by default")
     return parser
 
@@ -192,8 +190,6 @@ def _error(message):
 
 def _choose_model(args):
     """(model, precision) to run; a missing model raises FileNotFoundError naming the presets, in milliseconds."""
-    from cmsc_tf.deploy import loader
-
     if args.model is None:
         model = loader.default_model_path()
         if not model.exists():
@@ -211,11 +207,10 @@ def _choose_model(args):
 
 
 def _load_upscaler(args, model, precision):
-    from cmsc_tf.deploy import loader
     from cmsc_tf.deploy.upscaler import Upscaler
 
     if loader.needs_tensorflow(model, precision):
-        _quiet.load("tensorflow", verbose=args.verbose)
+        _quiet.load("tensorflow", tf_log=args.tf_log)
     return Upscaler(model, tile=args.tile, self_ensemble=args.self_ensemble, precision=precision)
 
 
@@ -273,7 +268,7 @@ def run(args):
         return 1
     try:
         upscaler = _load_upscaler(args, model, precision)
-        if not args.verbose:
+        if not args.tf_log:
             # LiteRT announces its XNNPACK delegate on the first run: let that be now, quietly,
             # not in the middle of the progress bar's line.
             with _quiet.filtered_stderr():

@@ -1,7 +1,7 @@
 """Exporting a trained model: `.keras` on any backend; SavedModel and float16 TFLite with TensorFlow.
 
 Flag-free: ``cmsc-export`` (:mod:`cmsc_tf.deploy.export_cli`, ``python -m
-training.export`` in a checkout) is the command line; ``training.train_lib``
+training.export`` in a checkout) is the command line; ``training.lib.trainer``
 exports at the end of a run.
 """
 
@@ -43,18 +43,18 @@ def available_formats(formats=DEFAULT_FORMATS):
     return tuple(f for f in formats if f not in TENSORFLOW_FORMATS)
 
 
-def export_model(model, export_dir, formats=DEFAULT_FORMATS):
-    """Writes the trained model next to `export_dir`; returns {format: path}.
+def export_model(model, export_prefix, formats=DEFAULT_FORMATS):
+    """Writes the trained model next to `export_prefix`; returns {format: path}.
 
-    - `keras`: `<export_dir>.keras`.
-    - `saved_model`: `<export_dir>/<version>/` (TF-Serving layout; RGB uint8 /
+    - `keras`: `<export_prefix>.keras`.
+    - `saved_model`: `<export_prefix>/<version>/` (TF-Serving layout; RGB uint8 /
       encoded-image / luminance signatures); each export takes the next free
       version number, so TF-Serving picks the newest and nothing is overwritten.
     - `tflite_<variant>` (float16, float32, dynamic_int8): the bare network as
-      `<export_dir>_<variant>.tflite` and its metadata side file, for LiteRT
+      `<export_prefix>_<variant>.tflite` and its metadata side file, for LiteRT
       through `Upscaler` / `cmsc-upscale --model`.
     - `tflite_rgb_<variant>`: the self-contained model (uint8 RGB and scale in,
-      uint8 RGB out; metadata embedded) as `<export_dir>_rgb_<variant>.tflite`.
+      uint8 RGB out; metadata embedded) as `<export_prefix>_rgb_<variant>.tflite`.
       (The full-int8 network needs calibration images: `cmsc_tf.deploy.tflite.save`.)
 
     Every file is written atomically (temporary name, then rename).
@@ -66,44 +66,44 @@ def export_model(model, export_dir, formats=DEFAULT_FORMATS):
     if needs_tensorflow:
         raise ValueError(f"formats {needs_tensorflow} need the TensorFlow backend "
                          f"(this is {keras.backend.backend()}): KERAS_BACKEND=tensorflow")
-    export_dir = pathlib.Path(export_dir)
-    export_dir.parent.mkdir(parents=True, exist_ok=True)
+    export_prefix = pathlib.Path(export_prefix)
+    export_prefix.parent.mkdir(parents=True, exist_ok=True)
     model = inference_copy(model)
     written = {}
     if "keras" in formats:
-        written["keras"] = export_dir.with_suffix(".keras")
+        written["keras"] = export_prefix.with_suffix(".keras")
         with atomic.atomic_path(written["keras"]) as temporary:
             model.save(temporary)
     if "saved_model" in formats:
         from cmsc_tf.deploy import saved_model
 
-        versions = [int(p.name) for p in export_dir.glob("*") if p.name.isdigit()]
+        versions = [int(p.name) for p in export_prefix.glob("*") if p.name.isdigit()]
         written["saved_model"] = pathlib.Path(saved_model.export_saved_model(
-            model, export_dir.parent, export_dir.name, version=max(versions, default=0) + 1))
+            model, export_prefix.parent, export_prefix.name, version=max(versions, default=0) + 1))
     for name in formats:
         if name.startswith("tflite_rgb_"):
             from cmsc_tf.deploy import tflite_rgb
 
             variant = name[len("tflite_rgb_"):]
             written[name] = tflite_rgb.save_rgb(
-                model, export_dir.parent / f"{export_dir.name}_rgb_{variant}.tflite", variant)
+                model, export_prefix.parent / f"{export_prefix.name}_rgb_{variant}.tflite", variant)
         elif name.startswith("tflite_"):
             from cmsc_tf.deploy import tflite
 
             variant = name[len("tflite_"):]
-            written[name] = tflite.save(model, export_dir.parent / f"{export_dir.name}_{variant}.tflite", variant)
+            written[name] = tflite.save(model, export_prefix.parent / f"{export_prefix.name}_{variant}.tflite", variant)
     return written
 
 
-def export_keras_file(keras_path, export_dir, formats):
+def export_keras_file(keras_path, export_prefix, formats):
     """Exports a saved `.keras` model, or a preset by name, to other formats; returns {format: path}."""
     from cmsc_tf.deploy import loader
     from cmsc_tf.models import presets
 
     if presets.is_preset(keras_path):
-        return export_model(loader.keras_model(keras_path), export_dir, formats)
+        return export_model(loader.keras_model(keras_path), export_prefix, formats)
     keras_path = pathlib.Path(keras_path)
     if not keras_path.is_file():
         raise FileNotFoundError(f"{keras_path}: no such .keras file (nor a preset: {', '.join(presets.PRESETS)})")
     model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
-    return export_model(model, export_dir, formats)
+    return export_model(model, export_prefix, formats)

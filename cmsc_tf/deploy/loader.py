@@ -169,7 +169,6 @@ def _fast_network(model):
 
 
 def _saved_model_network(path, precision):
-    import keras
     import tensorflow as tf
 
     from cmsc_tf.deploy import saved_model
@@ -327,16 +326,6 @@ def _predictor(network):
     # Keep what the network holds (a loaded SavedModel) alive with the predictor.
     predict.network = network
     return predict
-
-
-def keras_predictor(model):
-    """Predictor over an in-memory Keras model (final output, clipped to [0, 1])."""
-    return _predictor(load_network(model)[0])
-
-
-def tflite_predictor(path):
-    """Predictor over a converted network run with LiteRT (final output, clipped to [0, 1])."""
-    return _predictor(tflite.TFLiteNetwork(path))
 
 
 def load_predictor(spec):

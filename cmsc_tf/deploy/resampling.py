@@ -56,11 +56,6 @@ def upsample_ycbcr_planes(rgb_uint8, scale):
     return imresize_tf(rgb2ycbcr_tf(tf.cast(rgb_uint8, tf.float32) / 255.0), scale=scale)
 
 
-def upsample_plane(plane_uint8, scale):
-    """A ``[..., H, W, C]`` uint8 plane (gray, alpha) -> float32 [0, 1] bicubic by ``scale``."""
-    return imresize_tf(tf.cast(plane_uint8, tf.float32) / 255.0, scale=scale)
-
-
 def to_uint8(image):
     """[0, 1] float -> uint8, clipped and rounded half away from zero as MATLAB does."""
     return tf.cast(tf.floor(tf.clip_by_value(image, 0.0, 1.0) * 255.0 + 0.5), tf.uint8)
@@ -80,7 +75,6 @@ __all__ = [
     "normalize_scale_tf",
     "output_size",
     "to_uint8",
-    "upsample_plane",
     "upsample_ycbcr",
     "upsample_ycbcr_planes",
 ]

@@ -30,6 +30,7 @@ from cmsc_tf.numerics import degradation
 from cmsc_tf.numerics.color import luminance
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+METADATA_NAME = "cmsc_metadata"  # the flatbuffer's metadata entry holding the JSON metadata
 
 
 def metadata_path(tflite_path):
@@ -83,13 +84,7 @@ def convert(model, variant="float32", representative_patches=None):
         lambda bicubic_y: {"final": final_output(model(bicubic_y, training=False))},
         input_signature=[tf.TensorSpec([1, None, None, 1], tf.float32, name="bicubic_y")],
     )
-    # The converter freezes only variables it can find through a tf.Module
-    # (Keras 3 models are not one); unfrozen variables would stay as
-    # READ_VARIABLE ops that calibration and the interpreter cannot run.
-    holder = tf.Module()
-    holder.weights = [w.value for w in model.weights]
-    holder.network = network
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([network.get_concrete_function()], holder)
+    converter = converter_of(model, network)
     if variant != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if variant == "float16":
@@ -107,19 +102,67 @@ def convert(model, variant="float32", representative_patches=None):
     return converter.convert()
 
 
+def converter_of(model, function):
+    """A ``TFLiteConverter`` of the tf.function ``function``, which calls the Keras ``model``."""
+    import tensorflow as tf
+
+    # The converter freezes only variables it can find through a tf.Module
+    # (Keras 3 models are not one); unfrozen variables would stay as
+    # READ_VARIABLE ops that calibration and the interpreter cannot run.
+    holder = tf.Module()
+    holder.weights = [w.value for w in model.weights]
+    holder.function = function
+    return tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], holder)
+
+
+def model_metadata(model, variant):
+    """The metadata of ``model`` converted as ``variant``: the SavedModel's, less what rebuilds it in Keras."""
+    from cmsc_tf.deploy import saved_model
+
+    metadata = {**saved_model.model_metadata(model), "tflite_variant": variant}
+    metadata.pop("keras_config")  # a .tflite model cannot be rebuilt in Keras
+    return metadata
+
+
 def save(model, path, variant="float32", representative_patches=None):
     """Converts and writes ``path`` and its metadata side file (each atomically); returns ``path``."""
-    from cmsc_tf.deploy.saved_model import model_metadata
-
     path = pathlib.Path(path)
     flatbuffer = convert(model, variant, representative_patches)
-    metadata = {**model_metadata(model), "tflite_variant": variant}
-    metadata.pop("keras_config")  # a .tflite model cannot be rebuilt in Keras
-    from cmsc_tf.deploy.tflite_rgb import embed_metadata
-
+    metadata = model_metadata(model, variant)
     atomic.write_bytes(path, embed_metadata(flatbuffer, metadata))
     atomic.write_text(metadata_path(path), json.dumps(metadata, indent=1))
     return path
+
+
+def embed_metadata(flatbuffer, metadata, name=METADATA_NAME):
+    """``flatbuffer`` with ``metadata`` (JSON) added as the metadata entry ``name``."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(flatbuffer), 0))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(metadata).encode(), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name not in (name, name.encode())] + [entry]
+    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def read_embedded_metadata(model, name=METADATA_NAME):
+    """The JSON metadata embedded in a ``.tflite`` (path or bytes); ``{}`` when absent."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = model if isinstance(model, (bytes, bytearray)) else pathlib.Path(model).read_bytes()
+    root = schema.Model.GetRootAsModel(bytearray(data), 0)
+    for i in range(root.MetadataLength()):
+        entry = root.Metadata(i)
+        if entry.Name().decode() == name:
+            return json.loads(root.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode())
+    return {}
 
 
 def read_metadata(path):
@@ -127,8 +170,6 @@ def read_metadata(path):
     side = metadata_path(path)
     if side.is_file():
         return json.loads(side.read_text())
-    from cmsc_tf.deploy.tflite_rgb import read_embedded_metadata
-
     return read_embedded_metadata(path)
 
 

@@ -26,24 +26,21 @@ asserts): keep it in [1, 8].
 
 Metadata (format, receptive radius, scales, variant, cmsc_tf version) is
 embedded in the flatbuffer's ``metadata`` table as the entry
-``cmsc_metadata`` (UTF-8 JSON); :func:`read_embedded_metadata` reads it with
-the flatbuffer schema bundled in ``ai_edge_litert``.
+``cmsc_metadata`` (UTF-8 JSON); :func:`cmsc_tf.deploy.tflite.read_embedded_metadata`
+reads it.
 """
-
-import json
 
 import numpy as np
 import tensorflow as tf
 
 from cmsc_tf.deploy.resampling import MAX_SCALE, MIN_SCALE, merge_ycbcr
-from cmsc_tf.deploy.saved_model import model_metadata
+from cmsc_tf.deploy import tflite
 from cmsc_tf.io import atomic
 from cmsc_tf.models.model import final_output
 from cmsc_tf.numerics.color_tf import rgb2ycbcr_tf
 from cmsc_tf.numerics.imresize_tf import cubic_tf, mirrored_matrix
 
 RGB_VARIANTS = ("float32", "float16", "dynamic_int8")
-METADATA_NAME = "cmsc_metadata"
 OUTPUT_NAME = "images"  # the SavedModel's serving_default output key
 _TAPS = 6  # MATLAB bicubic when enlarging: kernel width 4, ceil(4) + 2 taps
 
@@ -98,24 +95,19 @@ def convert_rgb(model, variant="float16"):
     """The self-contained ``.tflite`` flatbuffer (bytes), builtins only, metadata embedded."""
     if variant not in RGB_VARIANTS:
         raise ValueError(f"unknown RGB TFLite variant {variant!r}; choose one of {', '.join(RGB_VARIANTS)}")
-    function = rgb_function(model)
-    holder = tf.Module()  # lets the converter find (and freeze) the Keras 3 variables
-    holder.weights = [w.value for w in model.weights]
-    holder.upscale = function
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], holder)
+    converter = tflite.converter_of(model, rgb_function(model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if variant == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    return embed_metadata(converter.convert(), rgb_metadata(model, variant))
+    return tflite.embed_metadata(converter.convert(), rgb_metadata(model, variant))
 
 
 def rgb_metadata(model, variant):
     import cmsc_tf
 
-    metadata = {**model_metadata(model), "tflite_variant": variant}
-    metadata.pop("keras_config")
+    metadata = tflite.model_metadata(model, variant)
     metadata.update(
         {
             "tflite_kind": "rgb",
@@ -126,37 +118,6 @@ def rgb_metadata(model, variant):
         }
     )
     return metadata
-
-
-def embed_metadata(flatbuffer, metadata, name=METADATA_NAME):
-    """``flatbuffer`` with ``metadata`` (JSON) added as the metadata entry ``name``."""
-    import flatbuffers
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(flatbuffer), 0))
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(metadata).encode(), np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = name
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if m.name not in (name, name.encode())] + [entry]
-    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def read_embedded_metadata(model, name=METADATA_NAME):
-    """The JSON metadata embedded in a ``.tflite`` (path or bytes); ``{}`` when absent."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    data = model if isinstance(model, (bytes, bytearray)) else open(model, "rb").read()
-    root = schema.Model.GetRootAsModel(bytearray(data), 0)
-    for i in range(root.MetadataLength()):
-        entry = root.Metadata(i)
-        if entry.Name().decode() == name:
-            return json.loads(root.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode())
-    return {}
 
 
 def save_rgb(model, path, variant="float16"):

@@ -9,6 +9,7 @@ learning subnetwork, Eq. 3).
 import keras
 
 from cmsc_tf.models.batch_norm import BatchNormalization
+from cmsc_tf.models.serialization import constructor_config
 
 ACTIVATIONS = ("leaky_relu", "relu")
 
@@ -40,6 +41,15 @@ def _make_conv(filters, kernel_size, use_bias, kernel_initializer, name, dtype):
     )
 
 
+def _unit_config(layer, **options):
+    """Stores the options of the convolution units that ``layer`` is or builds (part of its
+    ``# === Config ===``) and returns them as the units' keyword arguments."""
+    options["kernel_initializer"] = keras.initializers.get(options["kernel_initializer"])
+    for name, value in options.items():
+        setattr(layer, name, value)
+    return {**options, "dtype": layer.dtype_policy}
+
+
 @keras.saving.register_keras_serializable(package="cmsc_tf")
 class ConvUnit(keras.layers.Layer):
     """Convolution, optional batch norm, optional activation.
@@ -51,14 +61,9 @@ class ConvUnit(keras.layers.Layer):
 
     def __init__(
         self,
-        num_features,
-        kernel_size=3,
-        batch_norm=True,
-        activation="leaky_relu",
-        negative_slope=0.2,
-        use_bias=True,
-        kernel_initializer="he_normal",
-        sync_batch_norm=False,
+        num_features, kernel_size=3,
+        batch_norm=True, activation="leaky_relu", negative_slope=0.2, use_bias=True,
+        kernel_initializer="he_normal", sync_batch_norm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,12 +73,8 @@ class ConvUnit(keras.layers.Layer):
         # === Config ===
         self.num_features = num_features
         self.kernel_size = kernel_size
-        self.batch_norm = batch_norm
-        self.activation = activation
-        self.negative_slope = negative_slope
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.sync_batch_norm = sync_batch_norm
+        _unit_config(self, batch_norm=batch_norm, activation=activation, negative_slope=negative_slope,
+                     use_bias=use_bias, kernel_initializer=kernel_initializer, sync_batch_norm=sync_batch_norm)
 
         # === Layers ===
         self.conv = _make_conv(
@@ -116,22 +117,7 @@ class ConvUnit(keras.layers.Layer):
         return self.conv.compute_output_shape(input_shape)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_features": self.num_features,
-                "kernel_size": self.kernel_size,
-                "batch_norm": self.batch_norm,
-                "activation": self.activation,
-                "negative_slope": self.negative_slope,
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "sync_batch_norm": self.sync_batch_norm,
-            }
-        )
-        return config
+        return {**super().get_config(), **constructor_config(self)}
 
 
 @keras.saving.register_keras_serializable(package="cmsc_tf")
@@ -155,14 +141,8 @@ class MultiScaleCrossBlock(keras.layers.Layer):
 
     def __init__(
         self,
-        num_features=64,
-        kernel_sizes=(3, 5),
-        fused=False,
-        fused_activation=False,
-        batch_norm=True,
-        activation="leaky_relu",
-        negative_slope=0.2,
-        kernel_initializer="he_normal",
+        num_features=64, kernel_sizes=(3, 5), fused=False, fused_activation=False,
+        batch_norm=True, activation="leaky_relu", negative_slope=0.2, kernel_initializer="he_normal",
         sync_batch_norm=False,
         **kwargs,
     ):
@@ -180,38 +160,16 @@ class MultiScaleCrossBlock(keras.layers.Layer):
         self.kernel_sizes = kernel_sizes
         self.fused = fused
         self.fused_activation = fused_activation
-        self.batch_norm = batch_norm
-        self.activation = activation
-        self.negative_slope = negative_slope
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.sync_batch_norm = sync_batch_norm
+        unit_args = _unit_config(self, batch_norm=batch_norm, activation=activation, negative_slope=negative_slope,
+                                 kernel_initializer=kernel_initializer, sync_batch_norm=sync_batch_norm)
 
         # === Layers ===
         self.branches = []
         for side, kernel_size in zip(("left", "right"), kernel_sizes):
             # Each branch is conv-BN-act-conv-BN; the final activation comes
             # after the merge-and-run addition, so it lives in this block.
-            first = ConvUnit(
-                num_features,
-                kernel_size,
-                batch_norm=batch_norm,
-                activation=activation,
-                negative_slope=negative_slope,
-                kernel_initializer=self.kernel_initializer,
-                sync_batch_norm=sync_batch_norm,
-                name=f"{side}_1",
-                dtype=self.dtype_policy,
-            )
-            second = ConvUnit(
-                num_features,
-                kernel_size,
-                batch_norm=batch_norm,
-                activation=None,
-                kernel_initializer=self.kernel_initializer,
-                sync_batch_norm=sync_batch_norm,
-                name=f"{side}_2",
-                dtype=self.dtype_policy,
-            )
+            first = ConvUnit(num_features, kernel_size, name=f"{side}_1", **unit_args)
+            second = ConvUnit(num_features, kernel_size, name=f"{side}_2", **{**unit_args, "activation": None})
             self.branches.append((first, second))
         use_output_act = (not fused) or fused_activation
         self.output_acts = (
@@ -266,23 +224,7 @@ class MultiScaleCrossBlock(keras.layers.Layer):
         return shape if self.fused else [shape, shape]
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_features": self.num_features,
-                "kernel_sizes": list(self.kernel_sizes),
-                "fused": self.fused,
-                "fused_activation": self.fused_activation,
-                "batch_norm": self.batch_norm,
-                "activation": self.activation,
-                "negative_slope": self.negative_slope,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "sync_batch_norm": self.sync_batch_norm,
-            }
-        )
-        return config
+        return {**super().get_config(), **constructor_config(self)}
 
 
 @keras.saving.register_keras_serializable(package="cmsc_tf")
@@ -306,19 +248,10 @@ class ResidualFeaturesSubnetwork(keras.layers.Layer):
 
     def __init__(
         self,
-        num_features=64,
-        num_modules=5,
-        module_type="msc",
-        kernel_sizes=(3, 5),
-        entry_conv=True,
-        residual=True,
-        fused_activation=False,
-        batch_norm=True,
-        activation="leaky_relu",
-        negative_slope=0.2,
-        use_bias=True,
-        kernel_initializer="he_normal",
-        sync_batch_norm=False,
+        num_features=64, num_modules=5, module_type="msc", kernel_sizes=(3, 5),
+        entry_conv=True, residual=True, fused_activation=False,
+        batch_norm=True, activation="leaky_relu", negative_slope=0.2, use_bias=True,
+        kernel_initializer="he_normal", sync_batch_norm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -335,40 +268,21 @@ class ResidualFeaturesSubnetwork(keras.layers.Layer):
         self.entry_conv = entry_conv
         self.residual = residual
         self.fused_activation = fused_activation
-        self.batch_norm = batch_norm
-        self.activation = activation
-        self.negative_slope = negative_slope
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.sync_batch_norm = sync_batch_norm
+        unit_args = _unit_config(
+            self, batch_norm=batch_norm, activation=activation, negative_slope=negative_slope,
+            use_bias=use_bias, kernel_initializer=kernel_initializer, sync_batch_norm=sync_batch_norm)
 
         # === Layers ===
-        unit_args = dict(
-            batch_norm=batch_norm,
-            activation=activation,
-            negative_slope=negative_slope,
-            use_bias=use_bias,
-            kernel_initializer=self.kernel_initializer,
-            sync_batch_norm=sync_batch_norm,
-            dtype=self.dtype_policy,
-        )
         self.entry = (
             ConvUnit(num_features, 3, name="entry", **unit_args) if entry_conv else None
         )
         if module_type == "msc":
             self.blocks = [
                 MultiScaleCrossBlock(
-                    num_features,
-                    self.kernel_sizes,
-                    fused=(i == self.num_modules - 1),
-                    fused_activation=fused_activation,
-                    batch_norm=batch_norm,
-                    activation=activation,
-                    negative_slope=negative_slope,
-                    kernel_initializer=self.kernel_initializer,
-                    sync_batch_norm=sync_batch_norm,
-                    name=f"module_{i + 1}",
-                    dtype=self.dtype_policy,
+                    num_features, self.kernel_sizes, fused=(i == self.num_modules - 1),
+                    fused_activation=fused_activation, name=f"module_{i + 1}",
+                    # its convolutions' bias is ConvUnit's default: the block has no use_bias
+                    **{k: v for k, v in unit_args.items() if k != "use_bias"},
                 )
                 for i in range(self.num_modules)
             ]
@@ -407,27 +321,7 @@ class ResidualFeaturesSubnetwork(keras.layers.Layer):
         return tuple(input_shape[:-1]) + (self.num_features,)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_features": self.num_features,
-                "num_modules": self.num_modules,
-                "module_type": self.module_type,
-                "kernel_sizes": list(self.kernel_sizes),
-                "entry_conv": self.entry_conv,
-                "residual": self.residual,
-                "fused_activation": self.fused_activation,
-                "batch_norm": self.batch_norm,
-                "activation": self.activation,
-                "negative_slope": self.negative_slope,
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "sync_batch_norm": self.sync_batch_norm,
-            }
-        )
-        return config
+        return {**super().get_config(), **constructor_config(self)}
 
 
 @keras.saving.register_keras_serializable(package="cmsc_tf")
@@ -471,6 +365,4 @@ class WeightedEnsemble(keras.layers.Layer):
         return tuple(input_shape[0])
 
     def get_config(self):
-        config = super().get_config()
-        config.update({"num_inputs": self.num_inputs})
-        return config
+        return {**super().get_config(), **constructor_config(self)}

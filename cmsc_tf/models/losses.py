@@ -12,8 +12,7 @@ paper's loss, a recipe arm (docs/training.md).
 
 import keras
 
-PIXEL_REDUCTIONS = ("sum", "mean")
-NORMS = ("l2", "l1")
+from cmsc_tf.models.loss_choices import NORMS, PIXEL_REDUCTIONS
 
 
 @keras.saving.register_keras_serializable(package="cmsc_tf")

@@ -10,11 +10,8 @@ class; `build_model(variant, **overrides)` is the public entry point.
 
 import keras
 
-from cmsc_tf.models.layers import (
-    ConvUnit,
-    ResidualFeaturesSubnetwork,
-    WeightedEnsemble,
-)
+from cmsc_tf.models.layers import ConvUnit, ResidualFeaturesSubnetwork, WeightedEnsemble
+from cmsc_tf.models.serialization import constructor_arguments, constructor_config
 
 # The basic nets of Fig. 4: conv, 4 stacked modules, conv to residual, + x.
 _BASIC_NET = dict(
@@ -83,22 +80,13 @@ class CMSC(keras.Model):
 
     def __init__(
         self,
-        num_stages=3,
-        num_modules=5,
-        num_features=64,
-        kernel_sizes=(3, 5),
-        module_type="msc",
-        residual_features=True,
-        stage_entry_conv=True,
-        cascaded_supervision=True,
+        # The cascade (Fig. 2).
+        num_stages=3, num_modules=5, num_features=64, kernel_sizes=(3, 5), module_type="msc",
+        residual_features=True, stage_entry_conv=True, cascaded_supervision=True,
         shared_reconstruction=False,
-        batch_norm=True,
-        activation="leaky_relu",
-        negative_slope=0.2,
-        fused_activation=False,
-        use_bias=True,
-        kernel_initializer="he_normal",
-        reconstruction_initializer="he_normal",
+        # The units and modules inside each stage.
+        batch_norm=True, activation="leaky_relu", negative_slope=0.2, fused_activation=False,
+        use_bias=True, kernel_initializer="he_normal", reconstruction_initializer="he_normal",
         sync_batch_norm=False,
         **kwargs,
     ):
@@ -108,14 +96,9 @@ class CMSC(keras.Model):
         kernel_sizes = tuple(int(k) for k in kernel_sizes)
 
         # === Layers ===
-        unit_args = dict(
-            batch_norm=batch_norm,
-            activation=activation,
-            negative_slope=negative_slope,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            sync_batch_norm=sync_batch_norm,
-        )
+        unit_args = dict(batch_norm=batch_norm, activation=activation, negative_slope=negative_slope,
+                         use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         sync_batch_norm=sync_batch_norm)
         inputs = keras.Input(shape=(None, None, 1), name="bicubic_y")
         features = ConvUnit(num_features, 3, name="feature_extraction", **unit_args)(
             inputs
@@ -138,15 +121,9 @@ class CMSC(keras.Model):
         predictions = []
         for q in range(1, num_stages + 1):
             features = ResidualFeaturesSubnetwork(
-                num_features=num_features,
-                num_modules=num_modules,
-                module_type=module_type,
-                kernel_sizes=kernel_sizes,
-                entry_conv=stage_entry_conv,
-                residual=residual_features,
-                fused_activation=fused_activation,
-                name=f"subnetwork_{q}",
-                **unit_args,
+                num_features=num_features, num_modules=num_modules, module_type=module_type,
+                kernel_sizes=kernel_sizes, entry_conv=stage_entry_conv, residual=residual_features,
+                fused_activation=fused_activation, name=f"subnetwork_{q}", **unit_args,
             )(features)
             if not cascaded_supervision and q < num_stages:
                 continue
@@ -230,27 +207,7 @@ class CMSC(keras.Model):
         return y
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_stages": self.num_stages,
-            "num_modules": self.num_modules,
-            "num_features": self.num_features,
-            "kernel_sizes": list(self.kernel_sizes),
-            "module_type": self.module_type,
-            "residual_features": self.residual_features,
-            "stage_entry_conv": self.stage_entry_conv,
-            "cascaded_supervision": self.cascaded_supervision,
-            "shared_reconstruction": self.shared_reconstruction,
-            "batch_norm": self.batch_norm,
-            "activation": self.activation,
-            "negative_slope": self.negative_slope,
-            "fused_activation": self.fused_activation,
-            "use_bias": self.use_bias,
-            "kernel_initializer": _serializable(self.kernel_initializer),
-            "reconstruction_initializer": _serializable(self.reconstruction_initializer),
-            "sync_batch_norm": self.sync_batch_norm,
-        }
+        return {"name": self.name, "trainable": self.trainable, **constructor_config(self)}
 
     @classmethod
     def from_config(cls, config):
@@ -273,14 +230,6 @@ class CMSC(keras.Model):
         return model
 
 
-def _serializable(initializer):
-    # Names stay readable; initializer objects become Keras's config dicts,
-    # which `keras.initializers.get` turns back into the same initializer.
-    if isinstance(initializer, (str, dict)):
-        return initializer
-    return keras.initializers.serialize(initializer)
-
-
 def _same_value(a, b):
     # kernel_sizes=[3, 3] and (3, 3) name the same model.
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
@@ -293,26 +242,7 @@ def _check_positive_int(name, value):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-_CONSTRUCTOR_ARGS = (
-    "num_stages",
-    "num_modules",
-    "num_features",
-    "kernel_sizes",
-    "module_type",
-    "residual_features",
-    "stage_entry_conv",
-    "cascaded_supervision",
-    "shared_reconstruction",
-    "batch_norm",
-    "activation",
-    "negative_slope",
-    "fused_activation",
-    "use_bias",
-    "kernel_initializer",
-    "reconstruction_initializer",
-    "sync_batch_norm",
-    "name",
-)
+_CONSTRUCTOR_ARGS = (*constructor_arguments(CMSC), "name")
 
 
 def variant_config(variant, **overrides):

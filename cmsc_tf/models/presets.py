@@ -117,10 +117,4 @@ def list_presets():
     return {name: preset["description"] for name, preset in PRESETS.items()}
 
 
-def describe():
-    """One line per preset: ``name: description``."""
-    return "\n".join(f"{name}: {description}" for name, description in list_presets().items())
-
-
-__all__ = ["PRESETS", "DEFAULT_PRESET", "FALLBACK_PRESET", "preset_path", "resolve", "is_preset", "describe",
-           "list_presets"]
+__all__ = ["PRESETS", "DEFAULT_PRESET", "FALLBACK_PRESET", "preset_path", "resolve", "is_preset", "list_presets"]

@@ -2,7 +2,7 @@
 
 The TensorFlow twin, and the rules both follow, are in
 :mod:`cmsc_tf.numerics.imresize_tf`. This half lives on its own so that it
-imports without TensorFlow: the trainer's NumPy source, `training.data.source`,
+imports without TensorFlow: the trainer's NumPy source, `training.lib.data.source`,
 builds its training pairs with it (through `cmsc_tf.numerics.degradation`), also
 on machines that have only JAX.
 """

@@ -1,4 +1,4 @@
-"""cmsc-upscale's own output: --help and usage errors without TensorFlow, one line; no TensorFlow start-up noise unless --verbose."""
+"""cmsc-upscale's own output: --help and usage errors without TensorFlow, one line; no TensorFlow start-up noise unless --tf_log."""
 
 import subprocess
 import sys
@@ -29,7 +29,7 @@ def run_blocked(*args):
 def test_help_answers_without_tensorflow_or_keras():
     result = run_blocked("--help")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage: cmsc-upscale") and "--verbose" in result.stdout
+    assert result.stdout.startswith("usage: cmsc-upscale") and "--tf_log" in result.stdout
     assert result.stdout.splitlines()[-1] == "exit 0 []"
     assert result.stderr == ""
 
@@ -71,16 +71,10 @@ def test_tensorflow_start_up_lines_are_hidden(photo):
     assert (photo / "out" / "a_x2.png").is_file()
 
 
-def test_verbose_shows_them(photo):
-    verbose = upscale(photo, "--verbose")
+def test_tf_log_shows_them(photo):
+    verbose = upscale(photo, "--tf_log")
     assert verbose.returncode == 0, verbose.stderr
     assert helpers.noise_lines(verbose.stderr)  # this machine prints some: no GPU, oneDNN
-
-
-def test_the_light_precision_names_are_the_loaders():
-    from cmsc_tf.deploy import cli, loader
-
-    assert set(cli.PRECISIONS) == set(loader.PRECISIONS)
 
 
 def test_the_int8_path_runs_litert_quietly_and_never_inside_the_progress_line(photo):
@@ -90,5 +84,5 @@ def test_the_int8_path_runs_litert_quietly_and_never_inside_the_progress_line(ph
     assert quiet.returncode == 0, quiet.stderr
     assert helpers.noise_lines(quiet.stdout + quiet.stderr) == [], quiet.stderr
     assert "INFO:" not in quiet.stderr
-    verbose = upscale(photo, "--precision", "dynamic_int8", "--verbose")
+    verbose = upscale(photo, "--precision", "dynamic_int8", "--tf_log")
     assert "Created TensorFlow Lite XNNPACK delegate" in verbose.stderr

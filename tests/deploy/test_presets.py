@@ -63,4 +63,3 @@ def test_list_presets_names_each_preset_with_one_line():
     assert list(listing) == list(presets.PRESETS) and next(iter(listing)) == presets.DEFAULT_PRESET
     for name, description in listing.items():
         assert description == presets.PRESETS[name]["description"] and description and "\n" not in description
-    assert presets.describe().splitlines() == [f"{name}: {text}" for name, text in listing.items()]

@@ -8,7 +8,7 @@ import pytest
 import skimage.data
 
 import cmsc_tf
-from cmsc_tf.deploy import tflite_rgb
+from cmsc_tf.deploy import tflite, tflite_rgb
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # Largest uint8 difference from the Keras Upscaler per variant (float32
@@ -47,7 +47,7 @@ def test_rgb_model_names_and_embedded_metadata(tmp_path):
     model = cmsc_tf.build_model("cmsc", num_features=8, num_stages=1, num_modules=1)
     path = tflite_rgb.save_rgb(model, tmp_path / "tiny_rgb.tflite", "float32")
     assert not (tmp_path / "tiny_rgb.tflite.json").exists()  # nothing on the side
-    metadata = tflite_rgb.read_embedded_metadata(path)
+    metadata = tflite.read_embedded_metadata(path)
     assert metadata["receptive_radius"] == model.receptive_radius == 7
     assert metadata["tflite_variant"] == "float32" and metadata["tflite_kind"] == "rgb"
     assert metadata["format"] == 1 and metadata["scales"] == [1.0, 8.0] and metadata["cmsc_tf_version"]
@@ -60,8 +60,6 @@ def test_rgb_model_names_and_embedded_metadata(tmp_path):
 
 def test_bare_network_output_is_final_and_metadata_embedded(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
-
-    from cmsc_tf.deploy import tflite
 
     model = cmsc_tf.build_model("cmsc", num_features=8, num_stages=1, num_modules=1)
     path = tflite.save(model, tmp_path / "tiny.tflite")

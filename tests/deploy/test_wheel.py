@@ -119,7 +119,7 @@ def test_wheel_ships_presets_and_runs_them_by_name(tmp_path):
     (row,) = [line for line in evaluated.stdout.splitlines() if line.startswith("| two | x2 |")]
     assert 25 < float(row.split("|")[3]) < 60  # a PSNR in dB
     _run([sys.executable, "-I", "-c", COMMAND % (str(target), "cmsc_tf.deploy.export_cli"), "--keras_model=cmsc_compact",
-          "--export_dir=out/compact", "--formats=tflite_rgb_float16"], cwd=elsewhere, env=env, timeout=300)
-    from cmsc_tf.deploy.tflite_rgb import read_embedded_metadata
+          "--export_prefix=out/compact", "--formats=tflite_rgb_float16"], cwd=elsewhere, env=env, timeout=300)
+    from cmsc_tf.deploy.tflite import read_embedded_metadata
 
     assert read_embedded_metadata(elsewhere / "out" / "compact_rgb_float16.tflite")["receptive_radius"] == 20

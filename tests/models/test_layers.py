@@ -11,7 +11,7 @@ from cmsc_tf.models.layers import (
     ResidualFeaturesSubnetwork,
     WeightedEnsemble,
 )
-from training import keras_hooks
+from training.lib import keras_hooks
 
 
 def np_conv_same(x, kernel):

@@ -1,4 +1,4 @@
-"""Runs train_lib.run in its own process and saves the final weights (for the tests).
+"""Runs trainer.run in its own process and saves the final weights (for the tests).
 
     python tests/training/distributed_worker.py OUT.npz [--logical_cpus=2] -- MAIN_FLAGS...
 
@@ -30,10 +30,10 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
 
     from training import main as training_main
-    from training import train_lib
+    from training.lib import trainer
 
     flags.FLAGS(["worker", *main_flags])
-    _, model = train_lib.run(training_main.config_from_flags())
+    _, model = trainer.run(training_main.config_from_flags())
     np.savez(out, *[np.asarray(w) for w in model.get_weights()])
     if keras.backend.backend() == "jax":
         devices = {len(v.value.sharding.device_set) for v in model.trainable_variables}

@@ -13,7 +13,7 @@ from cmsc_tf.deploy import loader
 from cmsc_tf.eval import protocol
 from cmsc_tf.io import image_sets
 from tests import training_helpers as helpers
-from training import checkpointing
+from training.lib import checkpointing
 
 pytest.importorskip("jax")  # in the test extra; optional for users
 
@@ -78,7 +78,7 @@ try:
 except SystemExit as exit:
     assert not exit.code, exit.code
 import json, keras, numpy as np, cmsc_tf
-from training import checkpointing
+from training.lib import checkpointing
 model, _ = checkpointing.build_from_run(model_dir, model_dir + "/" + checkpointing.read_state(model_dir)["weights"])
 np.save(x_path + ".out.npy", keras.ops.convert_to_numpy(model(np.load(x_path), training=False)[-1]))
 print(keras.backend.backend(), sorted(m for m in sys.modules if m.startswith("tensorflow")))
@@ -91,7 +91,7 @@ def test_jax_backend_trains_without_tensorflow_and_tensorflow_exports_the_result
     x = np.random.default_rng(2).random((1, 23, 29, 1)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     flags = helpers.tiny_flags(tmp_path / "run", epochs=2, steps_per_epoch=3, val_set="skimage_test",
-                               val_max_images=1, val_scales="3", export_dir=tmp_path / "exported",
+                               val_max_images=1, val_scales="3", export_prefix=tmp_path / "exported",
                                tensorboard=True)
     result = subprocess.run(
         [sys.executable, "-c", NO_TENSORFLOW, str(tmp_path / "run"), str(tmp_path / "x.npy"),

@@ -7,15 +7,15 @@ import sys
 import pytest
 
 from tests import training_helpers as helpers
-from training import claims_lib
+from training.lib import studies
 
 
 def build(arm):
-    return claims_lib.build_arm(arm)
+    return studies.build_arm(arm)
 
 
 def test_fig5_arms_have_equal_depth_and_the_stated_modules():
-    models = {arm.label: build(arm) for arm in claims_lib.STUDIES["fig5"].arms}
+    models = {arm.label: build(arm) for arm in studies.STUDIES["fig5"].arms}
     # Fig. 4: conv, 4 two-layer modules, conv = 10 layers; the VDSR-style stack matches it.
     assert {label: m.depth for label, m in models.items()} == dict.fromkeys(models, 10)
     assert models["VDSR-style"].module_type == "conv" and models["VDSR-style"].num_modules == 8
@@ -26,7 +26,7 @@ def test_fig5_arms_have_equal_depth_and_the_stated_modules():
 
 
 def test_cascade_arms_share_four_msc_modules_and_differ_only_where_named():
-    models = {arm.label: build(arm) for arm in claims_lib.STUDIES["cascade"].arms}
+    models = {arm.label: build(arm) for arm in studies.STUDIES["cascade"].arms}
     for label, model in models.items():
         assert model.num_stages * model.num_modules == 4 and model.module_type == "msc", label
         assert tuple(model.kernel_sizes) == (3, 5) and model.num_features == 16, label
@@ -50,7 +50,7 @@ def test_driver_trains_every_arm_with_one_budget_and_reports(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = re.findall(r"^\| (CMSC|PMSC) \| ([\d,]+) \| (.*) \|$", result.stdout, re.MULTILINE)
     assert [r[0] for r in rows] == ["CMSC", "PMSC"]
-    assert int(rows[0][1].replace(",", "")) == build(claims_lib.STUDIES["cascade"].arms[0]).count_params()
+    assert int(rows[0][1].replace(",", "")) == build(studies.STUDIES["cascade"].arms[0]).count_params()
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for arm in ("CMSC", "PMSC"):
         log = (tmp_path / "runs" / "cascade" / arm / "training_log.csv").read_text().splitlines()
@@ -72,7 +72,7 @@ def _flagfile_values(path):
 
 
 def test_recipe_arms_change_one_thing_keep_the_pixels_per_step_and_validate_off_the_test_sets():
-    study = claims_lib.STUDIES["recipe"]
+    study = studies.STUDIES["recipe"]
     base = _flagfile_values(study.flagfiles[0])
     # The choice is made on images that are neither trained on nor reported.
     assert base["val_set"] == "sunhays80" and base["train_sets"] == "t91,bsd200"
@@ -94,7 +94,7 @@ def test_recipe_arms_change_one_thing_keep_the_pixels_per_step_and_validate_off_
 
 
 def test_curves_can_be_read_against_the_logged_seconds(tmp_path):
-    from training import curves
+    from training.lib import curves
 
     (tmp_path / "config.json").write_text("{}")
     curves.append_row(tmp_path / "training_log.csv", {"step": 125, "seconds": 150.5, "val_psnr_x2": 32.0})

@@ -9,7 +9,7 @@ import pytest
 
 from cmsc_tf import colab
 from cmsc_tf.deploy import loader
-from training import runtime
+from training.lib import runtime
 
 
 def _make_model_dirs(root, *relatives):

@@ -1,4 +1,4 @@
-"""The training pairs (training/data/source.py) against independent NumPy truth, and its two feeds."""
+"""The training pairs (training/lib/data/source.py) against independent NumPy truth, and its two feeds."""
 
 import itertools
 
@@ -7,8 +7,8 @@ import pytest
 import skimage.data
 
 from cmsc_tf.numerics.imresize_np import imresize_np
-from training.data import source as data_source
-from training.data.source import TrainingSource, batches
+from training.lib.data import source as data_source
+from training.lib.data.source import TrainingSource, batches
 
 SIZE = data_source.PATCH_SIZE
 
@@ -172,7 +172,7 @@ def test_images_smaller_than_a_patch_are_refused_with_a_clear_message():
 
 @pytest.mark.parametrize("mode", ["paper", "random_crop"])
 def test_tf_data_feed_gives_the_generators_batches_pair_for_pair(mode):
-    from training.data.tf_dataset import training_dataset
+    from training.lib.data.tf_dataset import training_dataset
 
     images = [camera_crop(90, 120), camera_crop(60, 70)]
     source = TrainingSource(images, mode=mode, batch_size=4, seed=2, scale_weights={2: 1, 3: 2, 4: 3})
@@ -188,7 +188,7 @@ def test_tf_data_feed_gives_the_generators_batches_pair_for_pair(mode):
 def test_prefetched_keeps_the_order_raises_where_the_source_fails_and_ends_when_closed():
     import threading
 
-    from training.data.source import prefetched
+    from training.lib.data.source import prefetched
 
     assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
 

@@ -98,7 +98,7 @@ def test_tensorflow_start_up_lines_hidden_unless_tf_log(tmp_path, backend):
     def export(name, *flags):
         return subprocess.run(
             [sys.executable, "-m", "training.export", "--keras_model=savedmodels/cmsc_compact.keras",
-             f"--export_dir={tmp_path / name}", "--formats=keras", *flags],
+             f"--export_prefix={tmp_path / name}", "--formats=keras", *flags],
             cwd=helpers.REPO_ROOT, env=helpers.user_env(backend), capture_output=True, text=True, timeout=300)
 
     quiet = export("quiet")

@@ -1,4 +1,4 @@
-"""training.checkpointing.export_checkpoint and training.export: a run's latest checkpoint exported without training further."""
+"""training.lib.checkpointing.export_checkpoint and training.export: a run's latest checkpoint exported without training further."""
 
 import json
 import subprocess
@@ -10,9 +10,9 @@ import pytest
 
 import cmsc_tf
 from tests import training_helpers as helpers
-from training import checkpointing
-from training.checkpointing import export_checkpoint
-from training.flag_values import parse_overrides
+from training.lib import checkpointing
+from training.lib.checkpointing import export_checkpoint
+from training.lib.flag_values import parse_overrides
 
 
 def make_run(model_dir):
@@ -24,7 +24,7 @@ def make_run(model_dir):
     x = rng.random((4, 21, 21, 1)).astype(np.float32)
     model.fit(x, x + 0.05 * rng.standard_normal(x.shape).astype(np.float32), epochs=1, verbose=0)
     checkpointing.save(model, model_dir, step=1, epoch=1)
-    config = {"variant": "cmsc", "model_overrides": overrides, "export_dir": ""}
+    config = {"variant": "cmsc", "model_overrides": overrides, "export_prefix": ""}
     (model_dir / "config.json").write_text(json.dumps(config))
     return model
 
@@ -51,7 +51,7 @@ def test_export_checkpoint_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint to export"):
         export_checkpoint(tmp_path)
     make_run(tmp_path / "run")
-    with pytest.raises(ValueError, match="has no export_dir"):
+    with pytest.raises(ValueError, match="has no export_prefix"):
         export_checkpoint(tmp_path / "run")
     with pytest.raises(ValueError, match="unknown export formats"):
         export_checkpoint(tmp_path / "run", tmp_path / "x", ["onnx"])
@@ -69,7 +69,7 @@ def test_export_command_reports_a_missing_run_in_one_line(tmp_path):
 @pytest.mark.parametrize("flags, message", [
     ([], "give exactly one of --model_dir and --keras_model"),
     (["--model_dir=a", "--keras_model=b.keras"], "give exactly one of --model_dir and --keras_model"),
-    (["--keras_model=b.keras"], "--keras_model needs --export_dir"),
+    (["--keras_model=b.keras"], "--keras_model needs --export_prefix"),
 ])
 def test_export_command_usage_errors(flags, message):
     result = subprocess.run([sys.executable, "-m", "training.export", *flags], cwd=helpers.REPO_ROOT,
@@ -81,7 +81,7 @@ def test_export_command_converts_a_keras_file(tmp_path):
     trained = make_run(tmp_path / "run")
     source = export_checkpoint(tmp_path / "run", tmp_path / "tiny", ["keras"])["keras"]
     result = subprocess.run([sys.executable, "-m", "training.export", f"--keras_model={source}",
-                             f"--export_dir={tmp_path}/out/tiny", "--formats=tflite_float16"],
+                             f"--export_prefix={tmp_path}/out/tiny", "--formats=tflite_float16"],
                             cwd=helpers.REPO_ROOT, env=helpers.python_env(), capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -93,7 +93,7 @@ def test_export_command_converts_a_keras_file(tmp_path):
     np.testing.assert_allclose(TFLiteNetwork(tmp_path / "out" / "tiny_float16.tflite")(x[0]), expected[0],
                                atol=2e-3)
     missing = subprocess.run([sys.executable, "-m", "training.export", f"--keras_model={tmp_path}/none.keras",
-                              f"--export_dir={tmp_path}/x"], cwd=helpers.REPO_ROOT, env=helpers.python_env(),
+                              f"--export_prefix={tmp_path}/x"], cwd=helpers.REPO_ROOT, env=helpers.python_env(),
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines()[-1] == (

@@ -16,7 +16,8 @@ import pytest
 
 from cmsc_tf.io import image_sets, images
 from tests import training_helpers as helpers
-from training import checkpointing, gpu_window
+from training import gpu_window
+from training.lib import checkpointing
 
 
 def photo_datasets(root, train=3, val=3, size=96):

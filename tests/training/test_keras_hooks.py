@@ -1,4 +1,4 @@
-"""The private Keras hooks of training/keras_hooks.py, pinned: each test fails when Keras changes one.
+"""The private Keras hooks of training/lib/keras_hooks.py, pinned: each test fails when Keras changes one.
 
 The end-to-end checks are elsewhere (BN recalibration in test_train_run.py, clipping on
 2 replicas and the multi-worker fit in test_distributed.py); these name the hook that moved.
@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 import cmsc_tf
-from training import keras_hooks, optimizers
+from training.lib import keras_hooks, optimizers
 
 
 def test_all_layers_reaches_the_batch_norm_inside_the_cmsc_layers():

@@ -40,7 +40,7 @@ def test_a_few_steps_of_cmsc_flags_keep_the_loss_finite_and_falling(tmp_path, sh
     result = helpers.run_main(
         ["--flagfile=cmsc.flags", f"--data_dir={data_dir}", "--steps_per_epoch=2",
          "--epochs=3", "--val_max_images=1", "--val_scales=2", f"--model_dir={model_dir}",
-         "--export_dir=", "--tensorboard=false", "--keep_epoch_checkpoints=false"],
+         "--export_prefix=", "--tensorboard=false", "--keep_epoch_checkpoints=false"],
         timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((model_dir / "config.json").read_text())

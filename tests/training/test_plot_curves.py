@@ -1,10 +1,10 @@
-"""training.curves reads run folders and draws PSNR against step."""
+"""training.lib.curves reads run folders and draws PSNR against step."""
 
 import json
 
 import pytest
 
-from training import curves
+from training.lib import curves
 
 
 def make_run(folder, steps_per_epoch, values):

@@ -10,8 +10,8 @@ import csv
 import numpy as np
 import pytest
 
-from training import train_lib
-from training.config import TrainConfig
+from training.lib import trainer
+from training.lib.config import TrainConfig
 
 tensorboard = pytest.importorskip("tensorboard")
 
@@ -22,7 +22,7 @@ def config(model_dir, **changes):
         train_sets=("skimage_train",), val_set="skimage_test", val_max_images=1, val_scales=(2, 3),
         pipeline="random_crop", scales=(2, 3), patch_size=21, batch_size=4, steps_per_epoch=5, epochs=2,
         optimizer="adam", learning_rate=1e-3, lr_decay_epochs=(1,), weight_decay=0.0, clip="none",
-        model_dir=str(model_dir), export_dir="", tensorboard=True, image_summaries=1, verbose=0,
+        model_dir=str(model_dir), export_prefix="", tensorboard=True, image_summaries=1, verbose=0,
         checkpoint_every_steps=0, eval_every_steps=2)
     base.update(changes)
     return TrainConfig(**base)
@@ -44,7 +44,7 @@ def read_events(folder):
 
 
 def test_every_report_point_writes_validation_scalars_and_images_at_its_global_step(tmp_path):
-    train_lib.run(config(tmp_path))
+    trainer.run(config(tmp_path))
     # Epochs of 5 steps, a report every 2 steps: 2, 4, 5 (epoch end), 6, 8, 10 (epoch end).
     points = [2, 4, 5, 6, 8, 10]
     with open(tmp_path / "training_log.csv", newline="") as f:
@@ -68,8 +68,8 @@ def test_every_report_point_writes_validation_scalars_and_images_at_its_global_s
 def test_logged_losses_are_means_over_the_steps_since_the_previous_point(tmp_path):
     """Every window's mean, weighted by its steps, adds up to the epoch mean (what a log
     with points at epoch ends only holds); hand-derived from Keras's running means."""
-    train_lib.run(config(tmp_path / "points", epochs=1, val_set="", tensorboard=False))
-    train_lib.run(config(tmp_path / "epochs", epochs=1, val_set="", tensorboard=False, eval_every_steps=0))
+    trainer.run(config(tmp_path / "points", epochs=1, val_set="", tensorboard=False))
+    trainer.run(config(tmp_path / "epochs", epochs=1, val_set="", tensorboard=False, eval_every_steps=0))
     rows = {}
     for name in ("points", "epochs"):
         with open(tmp_path / name / "training_log.csv", newline="") as f:

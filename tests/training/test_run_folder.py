@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from tests import training_helpers as helpers
-from training import checkpointing, train_lib
-from training.checkpointing import RunFolderError
+from training.lib import checkpointing, trainer
+from training.lib.checkpointing import RunFolderError
 from tests.training.test_train_run import tiny_config
 
 
@@ -22,7 +22,7 @@ from tests.training.test_train_run import tiny_config
 def finished_run(tmp_path_factory):
     """A folder holding one whole run of 1 epoch (its files are copied by the tests that damage them)."""
     model_dir = tmp_path_factory.mktemp("run")
-    train_lib.run(tiny_config(model_dir))
+    trainer.run(tiny_config(model_dir))
     return model_dir
 
 
@@ -40,7 +40,7 @@ def test_a_run_without_state_json_is_refused_and_kept(finished_run, tmp_path):
     before = {p.name: p.read_bytes() for p in model_dir.iterdir()}
 
     with pytest.raises(RunFolderError, match=r"but no state.json, so it cannot be resumed; rerun with --restart"):
-        train_lib.run(tiny_config(model_dir, epochs=2))
+        trainer.run(tiny_config(model_dir, epochs=2))
 
     assert {p.name: p.read_bytes() for p in model_dir.iterdir() if p.name != ".lock"} == before
 
@@ -50,7 +50,7 @@ def test_restart_sets_the_old_run_aside_and_starts_at_step_0(finished_run, tmp_p
     (model_dir / "state.json").unlink()
     old = sorted(p.name for p in model_dir.iterdir() if p.name != ".lock")
 
-    summary, _ = train_lib.run(tiny_config(model_dir), restart=True)
+    summary, _ = trainer.run(tiny_config(model_dir), restart=True)
 
     assert summary["step"] == 3
     assert sorted(p.name for p in (model_dir / "previous-1").iterdir()) == old
@@ -61,13 +61,13 @@ def test_restart_sets_the_old_run_aside_and_starts_at_step_0(finished_run, tmp_p
 def test_a_second_trainer_is_refused_naming_the_holder(tmp_path):
     model_dir = tmp_path / "run"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom training import checkpointing\n"
+        [sys.executable, "-c", "import sys\nfrom training.lib import checkpointing\n"
          f"with checkpointing.owned_run({str(model_dir)!r}):\n    print('held', flush=True)\n    sys.stdin.readline()"],
         cwd=helpers.REPO_ROOT, env=helpers.python_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunFolderError, match=rf"is in use by another trainer \(pid {holder.pid}\)"):
-            train_lib.run(tiny_config(model_dir))
+            trainer.run(tiny_config(model_dir))
     finally:
         holder.communicate("\n", timeout=60)
     assert not (model_dir / "state.json").exists()
@@ -86,14 +86,14 @@ def test_temporary_files_of_a_killed_writer_are_swept(tmp_path):
 def test_a_non_finite_checkpoint_is_not_resumed(finished_run, tmp_path):
     model_dir = copy_run(finished_run, tmp_path / "run")
     state = json.loads((model_dir / "state.json").read_text())
-    model = train_lib.build_and_compile(tiny_config(model_dir))
+    model = trainer.build_and_compile(tiny_config(model_dir))
     checkpointing.restore(model, model_dir)
     model.trainable_variables[0].assign(np.full(model.trainable_variables[0].shape, np.nan, np.float32))
     model.save_weights(str(model_dir / state["weights"]))
 
     with pytest.raises(RunFolderError, match=rf"{state['weights']}: the checkpoint holds NaN or infinite weights"
                                              r".*--restart"):
-        train_lib.run(tiny_config(model_dir, epochs=2))
+        trainer.run(tiny_config(model_dir, epochs=2))
 
 
 def test_a_truncated_checkpoint_is_named_with_the_fix(finished_run, tmp_path):

@@ -1,4 +1,4 @@
-"""train_lib / training.main on the TensorFlow backend: steps, NaN, kill -9 and resume, budget, settings."""
+"""trainer / training.main on the TensorFlow backend: steps, NaN, kill -9 and resume, budget, settings."""
 
 import csv
 import json
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tests import training_helpers as helpers
-from training import checkpointing, train_lib
-from training.config import TrainConfig
+from training.lib import checkpointing, trainer
+from training.lib.config import TrainConfig
 
 
 def tiny_config(model_dir, **changes):
@@ -19,7 +19,7 @@ def tiny_config(model_dir, **changes):
         model_overrides=dict(num_features=8, num_stages=2, num_modules=1),
         train_sets=("skimage_train",), val_set="", pipeline="random_crop", patch_size=21,
         batch_size=4, steps_per_epoch=3, epochs=1, optimizer="adam", learning_rate=1e-3,
-        lr_decay_epochs=(), weight_decay=0.0, clip="none", model_dir=str(model_dir), export_dir="",
+        lr_decay_epochs=(), weight_decay=0.0, clip="none", model_dir=str(model_dir), export_prefix="",
         tensorboard=False, verbose=0, checkpoint_every_steps=0)
     base.update(changes)
     return TrainConfig(**base)
@@ -27,7 +27,7 @@ def tiny_config(model_dir, **changes):
 
 @pytest.fixture(scope="module")
 def source():
-    return train_lib.load_training_source(tiny_config("unused"))
+    return trainer.load_training_source(tiny_config("unused"))
 
 
 @pytest.mark.parametrize("optimizer, clip", [("sgd", "value"), ("sgd", "global_norm"), ("adam", "none")])
@@ -41,7 +41,7 @@ def test_one_training_step_reduces_the_loss_on_a_fixed_batch(tmp_path, source, o
                          learning_rate=0.01 if optimizer == "sgd" else 1e-3, weight_decay=1e-4)
     keras.utils.set_random_seed(0)
     x, y = source.batch(0)
-    model = train_lib.build_and_compile(config)
+    model = trainer.build_and_compile(config)
 
     def loss():  # training-mode loss (batch statistics), as the step sees it
         return float(model.compute_loss(x, y, model(x, training=True), training=True))
@@ -60,11 +60,11 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path, every_steps):
     # loss (computed before the update) is still finite.
     config = tiny_config(tmp_path, optimizer="sgd", learning_rate=1e38, steps_per_epoch=6, epochs=2,
                          checkpoint_every_steps=every_steps)
-    with pytest.raises(train_lib.TrainingError, match=r"NaN/inf at step \d+; training stopped\. "
+    with pytest.raises(trainer.TrainingError, match=r"NaN/inf at step \d+; training stopped\. "
                                                       r"No checkpoint was written"):
-        train_lib.run(config)
+        trainer.run(config)
     for path in tmp_path.glob("ckpt-*"):  # every checkpoint written holds finite weights only
-        model = train_lib.build_and_compile(config)
+        model = trainer.build_and_compile(config)
         model.load_weights(str(path))
         assert all(np.isfinite(w).all() for w in model.get_weights()), path
 
@@ -110,11 +110,11 @@ def test_sigkill_mid_epoch_then_restart_equals_an_uninterrupted_run(tmp_path):
 def test_batch_norm_recalibration_makes_inference_match_training_mode(tmp_path, source):
     """Calibrated on one batch, BN's moving statistics are that batch's statistics,
     so inference mode reproduces training mode on it; before, it did not."""
-    from training.batch_norm import recalibrate_batch_norm
+    from training.lib.batch_norm import recalibrate_batch_norm
 
     keras.utils.set_random_seed(1)
     x, y = source.batch(0)
-    model = train_lib.build_and_compile(tiny_config(tmp_path))
+    model = trainer.build_and_compile(tiny_config(tmp_path))
     for _ in range(3):
         model.train_on_batch(x, y)
 
@@ -143,7 +143,7 @@ def test_loss_pixel_reduction_reaches_the_compiled_loss(tmp_path):
     losses = {}
     for reduction in ("sum", "mean"):
         keras.utils.set_random_seed(0)
-        model = train_lib.build_and_compile(tiny_config(tmp_path, loss_pixel_reduction=reduction))
+        model = trainer.build_and_compile(tiny_config(tmp_path, loss_pixel_reduction=reduction))
         losses[reduction] = float(model.compute_loss(x, y, model(x, training=False)))
     assert losses["mean"] == pytest.approx(losses["sum"] / (21 * 21), rel=1e-5)
 
@@ -151,10 +151,10 @@ def test_loss_pixel_reduction_reaches_the_compiled_loss(tmp_path):
 def test_scale_loss_weights_multiply_each_pairs_term_of_eq8(tmp_path):
     """Keras's loss with the source's sample weights equals Eq. 8 weighted per pair by hand."""
     config = tiny_config(tmp_path, scales=(2, 4), scale_loss_weights={2: 3.0, 4: 0.5})
-    weighted = train_lib.load_training_source(config)
+    weighted = trainer.load_training_source(config)
     x, y, w = weighted.batch(0)
     keras.utils.set_random_seed(0)
-    model = train_lib.build_and_compile(config)
+    model = trainer.build_and_compile(config)
     outputs = model(x, training=False)
     terms = [0.5 * np.sum((keras.ops.convert_to_numpy(o) - y) ** 2, axis=(1, 2, 3)) for o in outputs]
     alpha = 2 / (2 + 2)  # S = 2
@@ -166,9 +166,9 @@ def test_scale_loss_weights_multiply_each_pairs_term_of_eq8(tmp_path):
 
 
 def test_mixed_precision_run_trains_and_leaves_the_global_policy_alone(tmp_path):
-    config = tiny_config(tmp_path, precision="mixed_bfloat16")
+    config = tiny_config(tmp_path, dtype_policy="mixed_bfloat16")
     before = keras.mixed_precision.dtype_policy().name
-    summary, model = train_lib.run(config)
+    summary, model = trainer.run(config)
     assert keras.mixed_precision.dtype_policy().name == before
     assert summary["step"] == config.steps_per_epoch
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == config.steps_per_epoch
@@ -196,15 +196,15 @@ def test_time_budget_stops_at_an_epoch_end_records_the_decay_and_carries_over(tm
     0.5 (7 s) is passed at epoch 2's end (8 s, step 6), so the rate decays from epoch index 2."""
     config = tiny_config(tmp_path, epochs=20, time_budget_s=14, decay_at_budget_fraction=0.5,
                          learning_rate=1e-3, lr_decay_factor=0.1)
-    summary, model = train_lib.run(config, clock=FakeClock(1.0))
+    summary, model = trainer.run(config, clock=FakeClock(1.0))
     assert summary["step"] == 9 and summary["stopped_by_budget"]
     assert summary["seconds"] == 12 and summary["budget_decay_step"] == 6
     rates = [float(row["learning_rate"]) for row in csv.DictReader(open(tmp_path / "training_log.csv"))]
     assert rates == pytest.approx([1e-3, 1e-3, 1e-4])
     # A rerun with the budget spent trains nothing; a larger budget goes on with the decay kept.
-    summary, _ = train_lib.run(config, clock=FakeClock(1.0))
+    summary, _ = trainer.run(config, clock=FakeClock(1.0))
     assert summary["step"] == 9
-    summary, _ = train_lib.run(TrainConfig(**{**config.__dict__, "time_budget_s": 22}),
+    summary, _ = trainer.run(TrainConfig(**{**config.__dict__, "time_budget_s": 22}),
                                clock=FakeClock(1.0))
     assert summary["step"] == 15 and summary["seconds"] == 20 and summary["budget_decay_step"] == 6
     rates = [float(row["learning_rate"]) for row in csv.DictReader(open(tmp_path / "training_log.csv"))]
@@ -227,7 +227,7 @@ def test_cosine_schedule_follows_the_time_budget_down_from_the_initial_rate(tmp_
     of each step is set from the seconds spent before it: the log's rate at each epoch end is the
     one of the epoch's last step, 0.5 (1 + cos(pi t / 14)) lr0 at t = 2, 6 and 10 s."""
     config = tiny_config(tmp_path, epochs=20, time_budget_s=14, learning_rate=1e-3, lr_schedule="cosine")
-    summary, _ = train_lib.run(config, clock=FakeClock(1.0))
+    summary, _ = trainer.run(config, clock=FakeClock(1.0))
     assert summary["step"] == 9
     rates = [float(row["learning_rate"]) for row in csv.DictReader(open(tmp_path / "training_log.csv"))]
     assert rates == pytest.approx([1e-3 * 0.5 * (1 + np.cos(np.pi * t / 14)) for t in (2, 6, 10)])
@@ -235,59 +235,59 @@ def test_cosine_schedule_follows_the_time_budget_down_from_the_initial_rate(tmp_
     assert config.cosine_learning_rate(0.5) == pytest.approx(5e-4)
     # Without a budget the fraction is of the run's steps.
     config = tiny_config(tmp_path / "steps", epochs=2, learning_rate=1e-3, lr_schedule="cosine")
-    train_lib.run(config)
+    trainer.run(config)
     rates = [float(row["learning_rate"]) for row in csv.DictReader(open(tmp_path / "steps" / "training_log.csv"))]
     assert rates == pytest.approx([1e-3 * 0.5 * (1 + np.cos(np.pi * s / 6)) for s in (2, 5)])
 
 
 def test_cpu_budget_clock_counts_the_process_cpu_seconds(tmp_path):
     """A budget in CPU seconds stops as a wall budget would, by the process's CPU time."""
-    assert train_lib.CLOCKS["cpu"] is time.process_time and train_lib.CLOCKS["wall"] is time.monotonic
+    assert trainer.CLOCKS["cpu"] is time.process_time and trainer.CLOCKS["wall"] is time.monotonic
     config = tiny_config(tmp_path, epochs=1000, time_budget_s=1e-6, budget_clock="cpu")
-    summary, _ = train_lib.run(config)
+    summary, _ = trainer.run(config)
     assert summary["stopped_by_budget"] and summary["step"] == config.steps_per_epoch
 
 
 def test_l1_loss_and_validation_crops_reach_the_run(tmp_path):
     config = tiny_config(tmp_path, loss_norm="l1", val_set="skimage_test", val_crop_size=40,
                          val_scales=(2,), val_max_images=2)
-    images = train_lib.load_validation_images(config)
-    full = dict(train_lib.image_sets.read_luminance_set("skimage_test"))
+    images = trainer.load_validation_images(config)
+    full = dict(trainer.image_sets.read_luminance_set("skimage_test"))
     assert [y.shape for _, y in images] == [(40, 40), (40, 40)]
     for name, y in images:  # the centre window of the whole image
         top, left = (full[name].shape[0] - 40) // 2, (full[name].shape[1] - 40) // 2
         np.testing.assert_array_equal(y, full[name][top:top + 40, left:left + 40])
-    model = train_lib.build_and_compile(config)
+    model = trainer.build_and_compile(config)
     assert all(type(loss).__name__ == "AbsoluteError" for loss in model.loss)
     small = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    np.testing.assert_array_equal(train_lib.centre_crop(small, 40), small)
-    np.testing.assert_array_equal(train_lib.centre_crop(small, 2), small[0:2, 1:3])
+    np.testing.assert_array_equal(trainer.centre_crop(small, 40), small)
+    np.testing.assert_array_equal(trainer.centre_crop(small, 2), small[0:2, 1:3])
 
 
 def test_init_from_starts_a_new_phase_from_a_run_and_leaves_the_source_untouched(tmp_path):
     """A second run in a new folder goes on from the first run's step, weights and Adam moments;
     the first folder's files keep their bytes."""
     first = tiny_config(tmp_path / "first", epochs=2)
-    _, trained = train_lib.run(first)
+    _, trained = trainer.run(first)
     before = {p.name: p.read_bytes() for p in (tmp_path / "first").iterdir() if p.is_file()}
     second = tiny_config(tmp_path / "second", epochs=2, init_from=str(tmp_path / "first"))
-    summary, _ = train_lib.run(second)
+    summary, _ = trainer.run(second)
     assert summary["step"] == 2 * first.steps_per_epoch  # nothing left to train: it starts where the first stopped
     continued = tiny_config(tmp_path / "second", epochs=3, init_from=str(tmp_path / "first"))
-    summary, model = train_lib.run(continued)
+    summary, model = trainer.run(continued)
     assert summary["step"] == 3 * first.steps_per_epoch
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 3 * first.steps_per_epoch
     assert {p.name: p.read_bytes() for p in (tmp_path / "first").iterdir() if p.is_file()} == before
     # The new folder's first checkpoint is the source's, optimizer included (Adam's iteration count
     # above went on from it); the weights restored from it are the first run's.
-    seeded = train_lib.build_and_compile(second)
+    seeded = trainer.build_and_compile(second)
     checkpointing.seed_run(tmp_path / "fourth", tmp_path / "first", keep_optimizer=True)
     assert checkpointing.restore(seeded, tmp_path / "fourth")["step"] == 2 * first.steps_per_epoch
     for a, b in zip(seeded.weights, trained.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
     assert int(keras.ops.convert_to_numpy(seeded.optimizer.iterations)) == 2 * first.steps_per_epoch
     with pytest.raises(ValueError, match="neither a .keras file nor a run folder"):
-        train_lib.run(tiny_config(tmp_path / "third", init_from=str(tmp_path / "empty")))
+        trainer.run(tiny_config(tmp_path / "third", init_from=str(tmp_path / "empty")))
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -305,7 +305,7 @@ def test_init_from_starts_a_new_phase_from_a_run_and_leaves_the_source_untouched
 ])
 def test_bad_settings_are_refused_before_any_training(tmp_path, changes, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
-        train_lib.run(tiny_config(tmp_path / "run", **changes))
+        trainer.run(tiny_config(tmp_path / "run", **changes))
     assert not (tmp_path / "run" / "state.json").exists()
 
 
@@ -318,7 +318,7 @@ def test_a_model_dir_that_cannot_be_created_is_one_line(tmp_path):
 
 
 def _model_arrays(model_dir, config):
-    model = train_lib.build_and_compile(config)
+    model = trainer.build_and_compile(config)
     checkpointing.restore(model, model_dir)
     return model, [keras.ops.convert_to_numpy(w) for w in model.weights]
 
@@ -328,7 +328,7 @@ def test_a_run_with_unit_scale_weights_equals_the_unweighted_run(tmp_path):
     weights = {}
     for name, scale_weights in runs.items():
         config = tiny_config(tmp_path / name, scale_loss_weights=scale_weights)
-        train_lib.run(config)
+        trainer.run(config)
         weights[name] = _model_arrays(tmp_path / name, config)[1]
     for a, b in zip(weights["plain"], weights["unit"]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -340,11 +340,11 @@ def test_a_run_with_unit_scale_weights_equals_the_unweighted_run(tmp_path):
 def test_bn_recalibration_runs_after_each_epoch_on_the_fixed_calibration_batches(tmp_path, source):
     """The same run with and without recalibration: the trained weights agree, and the BN
     statistics are those of recalibrate_batch_norm on the source's calibration batches."""
-    from training.batch_norm import recalibrate_batch_norm
-    from training.data.source import CALIBRATION_STEP
+    from training.lib.batch_norm import recalibrate_batch_norm
+    from training.lib.data.source import CALIBRATION_STEP
 
-    train_lib.run(tiny_config(tmp_path / "plain"))
-    train_lib.run(tiny_config(tmp_path / "recalibrated", bn_recalibration_batches=3))
+    trainer.run(tiny_config(tmp_path / "plain"))
+    trainer.run(tiny_config(tmp_path / "recalibrated", bn_recalibration_batches=3))
     model, plain = _model_arrays(tmp_path / "plain", tiny_config(tmp_path / "plain"))
     recalibrate_batch_norm(model, [source.batch(CALIBRATION_STEP + i)[:2] for i in range(3)])
     _, recalibrated = _model_arrays(tmp_path / "recalibrated", tiny_config(tmp_path / "recalibrated"))
@@ -358,11 +358,11 @@ def test_bn_recalibration_runs_after_each_epoch_on_the_fixed_calibration_batches
 
 def test_steps_per_execution_must_divide_the_epoch_and_the_checkpoint_interval(tmp_path):
     with pytest.raises(ValueError, match=r"steps_per_epoch \(3\) must be a multiple of steps_per_execution \(2\)"):
-        train_lib.run(tiny_config(tmp_path / "a", steps_per_execution=2))
+        trainer.run(tiny_config(tmp_path / "a", steps_per_execution=2))
     with pytest.raises(ValueError, match="checkpoint_every_steps must be a multiple of steps_per_execution"):
-        train_lib.run(tiny_config(tmp_path / "b", steps_per_execution=2, steps_per_epoch=4,
+        trainer.run(tiny_config(tmp_path / "b", steps_per_execution=2, steps_per_epoch=4,
                                   checkpoint_every_steps=3))
-    summary, _ = train_lib.run(tiny_config(tmp_path / "c", steps_per_execution=2, steps_per_epoch=4,
+    summary, _ = trainer.run(tiny_config(tmp_path / "c", steps_per_execution=2, steps_per_epoch=4,
                                            checkpoint_every_steps=2, epochs=2))
     assert summary["step"] == 8
     log = list(csv.DictReader(open(tmp_path / "c" / "training_log.csv")))
@@ -371,7 +371,7 @@ def test_steps_per_execution_must_divide_the_epoch_and_the_checkpoint_interval(t
 
 def test_a_log_with_other_columns_is_rewritten_with_every_column(tmp_path):
     """A legacy log (another column order, no step) resumed by this trainer stays aligned."""
-    from training import curves
+    from training.lib import curves
 
     path = tmp_path / "training_log.csv"
     path.write_text("epoch,loss\n0,2.5\n")
@@ -387,7 +387,7 @@ def test_the_budget_forecasts_a_whole_epoch_from_the_rest_of_an_interrupted_one(
     """Resumed at step 10 of epochs of 4 steps: the fit covers steps 11 and 12 only. With a
     clock that advances 1 s a reading, those 2 steps take 3 s (epoch begin to epoch end),
     so the next epoch of 4 steps is forecast at 6 s, not 3 s."""
-    from training.callbacks import Progress, TimeBudget
+    from training.lib.callbacks import Progress, TimeBudget
 
     progress = Progress(step=10)
     budget = TimeBudget(progress, steps_per_epoch=4, budget_s=100, clock=FakeClock(1.0))
@@ -401,7 +401,7 @@ def test_the_budget_forecasts_a_whole_epoch_from_the_rest_of_an_interrupted_one(
 
 
 def _trainable_arrays(model_dir, config):
-    model = train_lib.build_and_compile(config)
+    model = trainer.build_and_compile(config)
     checkpointing.restore(model, model_dir)
     return [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
 
@@ -413,10 +413,10 @@ def test_ema_checkpoints_hold_the_average_of_the_raw_weights(tmp_path):
     raw = {}
     for steps in (1, 2):
         config = tiny_config(tmp_path / f"raw{steps}", steps_per_epoch=steps, bn_recalibration_batches=0)
-        train_lib.run(config)
+        trainer.run(config)
         raw[steps] = _trainable_arrays(tmp_path / f"raw{steps}", config)
     ema = tiny_config(tmp_path / "ema", steps_per_epoch=2, ema_momentum=0.5, bn_recalibration_batches=0)
-    train_lib.run(ema)
+    trainer.run(ema)
     averaged = _trainable_arrays(tmp_path / "ema", ema)
     for a, w1, w2 in zip(averaged, raw[1], raw[2]):
         np.testing.assert_allclose(a, (w1 + w2) / 2, rtol=1e-5, atol=1e-7)
@@ -428,7 +428,7 @@ def test_ema_checkpoints_hold_the_average_of_the_raw_weights(tmp_path):
     def ema_run(name, epochs):
         config = tiny_config(tmp_path / name, steps_per_epoch=1, epochs=epochs, ema_momentum=0.5,
                              bn_recalibration_batches=0)
-        train_lib.run(config)
+        trainer.run(config)
         return config
 
     ema_run("resumed", 2)

@@ -1,6 +1,6 @@
 """A training run's settings: `TrainConfig`, whose defaults are the paper's recipe (cmsc.flags).
 
-Each setting is declared here once (`training.settings.setting`: default,
+Each setting is declared here once (`training.lib.settings.setting`: default,
 help, choices); training.main's flags, their parsing and the choice checks
 are derived from it. The resolved settings are written to the run's
 config.json, and a resumed run says which of them changed.
@@ -9,14 +9,13 @@ config.json, and a resumed run says which of them changed.
 import dataclasses
 import math
 
-from training import distribution, optimizers
-from training.data.source import MODES, PATCH_SIZE
-from training.flag_values import parse_overrides, scale_weights
-from training.settings import choice_errors, setting
+from cmsc_tf.models import loss_choices
+from training.lib import distribution, optimizers
+from training.lib.data.source import MODES, PATCH_SIZE
+from training.lib.flag_values import parse_overrides, scale_weights
+from training.lib.settings import choice_errors, setting
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-LOSS_PIXEL_REDUCTIONS = ("sum", "mean")
-LOSS_NORMS = ("l2", "l1")
+DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("step", "cosine")
 # What the time budget counts: wall-clock seconds, or the process's CPU seconds
 # (all its threads), which arms sharing a busy machine spend equally.
@@ -76,9 +75,9 @@ class TrainConfig:
     # Eq. 8 sums the squared error over a patch's pixels ("sum"); "mean" divides
     # it by the patch area, which shrinks the gradients 1681-fold at 41x41.
     loss_pixel_reduction: str = setting("sum", "Eq. 8's squared error summed over a pair's pixels, or "
-                                               "averaged.", choices=LOSS_PIXEL_REDUCTIONS)
+                                               "averaged.", choices=loss_choices.PIXEL_REDUCTIONS)
     loss_norm: str = setting("l2", "Eq. 8's (half) squared error, or the absolute error in its place.",
-                             choices=LOSS_NORMS)
+                             choices=loss_choices.NORMS)
     scale_loss_weights: dict = setting(
         {}, "scale=weight for every training scale: each pair's term of Eq. 8 is multiplied by its "
         "scale's weight (empty: the paper's loss).", parse=scale_weights)
@@ -97,12 +96,14 @@ class TrainConfig:
                                  "optimizer state, step and logs; the time budget counts the new phase only: a "
                                  "new phase that leaves the source untouched) or a .keras model's weights (step "
                                  "0); a --model_dir that holds a run resumes it instead.")
-    export_dir: str = setting("savedmodels/cmsc", "Final model: <export_dir>.keras, and with TensorFlow the "
-                                                  "SavedModel <export_dir>/<version>/ and TFLite ('' for none).")
-    strategy: str = setting("default", "Data parallelism (training/distribution.py); multi_worker reads "
+    export_prefix: str = setting("savedmodels/cmsc", "Path prefix of the final model: <export_prefix>.keras, and "
+                                                     "with TensorFlow the SavedModel <export_prefix>/<version>/ and "
+                                                     "<export_prefix>_<variant>.tflite ('' for none).")
+    strategy: str = setting("default", "Data parallelism (training/lib/distribution.py); multi_worker reads "
                                        "TF_CONFIG.", choices=distribution.STRATEGIES)
     tpu: str = setting("", "TPU name or address for --strategy=tpu.")
-    precision: str = setting("float32", "Keras dtype policy (mixed precision).", choices=PRECISIONS)
+    dtype_policy: str = setting("float32", "Keras dtype policy of the model while training (mixed "
+                                           "precision).", choices=DTYPE_POLICIES)
     xla: bool = setting(False, "TensorFlow: compile the train step with XLA (JAX always does).")
     steps_per_execution: int = setting(1, "Batches per compiled call.")
     checkpoint_every_steps: int = setting(1000, "Checkpoint every N steps (and at every epoch end; 0: epoch "

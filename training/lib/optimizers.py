@@ -1,7 +1,7 @@
 """The optimizers of a run on any Keras backend: SGD with momentum or Adam, weight decay, clipping.
 
 The learning rate is a plain float here (a variable of the optimizer, saved
-in checkpoints); train_lib sets it at each epoch (`TrainConfig.learning_rate_at`).
+in checkpoints); trainer sets it at each epoch (`TrainConfig.learning_rate_at`).
 """
 
 # Keras is imported where it is used: training.main's flags read the names
@@ -24,7 +24,7 @@ def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clip="no
     """A Keras optimizer; `replicas` > 1 on TensorFlow clips the gradient summed over replicas.
 
     `ema_momentum` > 0 keeps Keras's moving average of the weights in the
-    optimizer (`use_ema`; training.callbacks.swap_ema_weights exchanges it
+    optimizer (`use_ema`; training.lib.callbacks.swap_ema_weights exchanges it
     with the model's weights).
 
     Keras's `weight_decay` is decoupled (w -= lr * wd * w, outside the
@@ -51,11 +51,11 @@ def make_optimizer(name, learning_rate, momentum=0.9, weight_decay=0.0, clip="no
         options["momentum"] = momentum
     mixins = []
     if replicas > 1 and clip != "none" and keras.backend.backend() == "tensorflow":
-        from training.keras_hooks import ClipAfterAllReduce
+        from training.lib.keras_hooks import ClipAfterAllReduce
 
         mixins.append(ClipAfterAllReduce)
     if clip == "adjustable":
-        from training.keras_hooks import AdjustableClipping
+        from training.lib.keras_hooks import AdjustableClipping
 
         mixins.append(AdjustableClipping)
     if mixins:

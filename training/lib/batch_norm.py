@@ -2,7 +2,7 @@
 
 import keras
 
-from training.keras_hooks import all_layers
+from training.lib.keras_hooks import all_layers
 
 
 def recalibrate_batch_norm(model, batches):

@@ -1,4 +1,4 @@
-"""The callbacks of a training run, on any Keras backend (train_lib.make_callbacks orders them).
+"""The callbacks of a training run, on any Keras backend (trainer.make_callbacks orders them).
 
 They share one `Progress`: the global step, the seconds trained and the epoch
 at which the time budget decayed the rate, which the checkpoint saves in
@@ -17,8 +17,8 @@ from absl import logging
 
 from cmsc_tf.eval import protocol
 from cmsc_tf.models.model import final_output
-from training import checkpointing
-from training.batch_norm import recalibrate_batch_norm
+from training.lib import checkpointing
+from training.lib.batch_norm import recalibrate_batch_norm
 
 
 @dataclasses.dataclass
@@ -175,7 +175,7 @@ def swap_ema_weights(model):
     and exports, while training goes on from the raw weights: a checkpoint
     holds the averages in the model and the raw weights in the optimizer, so
     that anything reading a run folder's weights reads the averaged model,
-    and a resumed run swaps once before its first step (train_lib).
+    and a resumed run swaps once before its first step (trainer).
     Keras's SwapEMAWeights callback does the exchange (in place, on every
     backend and under tf.distribute); outside evaluate() its on_test_begin
     is the swap itself.
@@ -258,7 +258,7 @@ def _format(psnr_by_scale):
 class StopOnNaN(keras.callbacks.Callback):
     """Stops training at the first non-finite loss and remembers its step (0-based).
 
-    train_lib turns `stopped_at` into an error naming the step and the last
+    trainer turns `stopped_at` into an error naming the step and the last
     good checkpoint (Keras's TerminateOnNaN only prints).
     """
 
@@ -308,7 +308,7 @@ class RunLogs(Reporter):
         return window
 
     def report(self, epoch, logs):
-        from training import curves
+        from training.lib import curves
 
         values = {k: float(v) for k, v in logs.items()}
         values.update(self.window_means(logs))

@@ -18,7 +18,7 @@ Adding a setting is adding one field with :func:`setting` (and using it).
 import dataclasses
 import sys
 
-from training.flag_values import int_list
+from training.lib.flag_values import int_list
 
 
 def setting(default, help, choices=None, parse=None):

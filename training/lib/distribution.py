@@ -17,7 +17,7 @@ import dataclasses
 import os
 
 # Keras is imported where it is used: training.main's flags read STRATEGIES
-# (through training.config) before the backend loads.
+# (through training.lib.config) before the backend loads.
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -36,10 +36,10 @@ class Distribution:
         import keras
 
         if keras.backend.backend() == "tensorflow":
-            from training.data.tf_dataset import training_dataset
+            from training.lib.data.tf_dataset import training_dataset
 
             return training_dataset(source, first_step, last_step)
-        from training.data.source import batches, prefetched
+        from training.lib.data.source import batches, prefetched
 
         return prefetched(batches(source, first_step, last_step))
 

@@ -32,10 +32,13 @@ import numpy as np
 
 import cmsc_tf
 from cmsc_tf.io import atomic
-from training import keras_hooks
+from training.lib import keras_hooks
 
+# The files of a run folder.
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
+FLAGS_FILE = "flags.txt"
+SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 LOG_FILE = "training_log.csv"
 _CHECKPOINT = re.compile(r"^ckpt-(?:e(\d+)-)?s(\d+)\.weights\.h5$")
@@ -184,7 +187,7 @@ def set_aside(model_dir):
     """Moves the run in ``model_dir`` (checkpoints, state, log, config, TensorBoard) into ``previous-<n>/``."""
     folder = pathlib.Path(model_dir)
     names = [p.name for p in _run_files(folder)] + [
-        n for n in (CONFIG_FILE, "flags.txt", "summary.json", "tensorboard") if (folder / n).exists()]
+        n for n in (CONFIG_FILE, FLAGS_FILE, SUMMARY_FILE, "tensorboard") if (folder / n).exists()]
     if not names:
         return None
     number = 1
@@ -241,7 +244,7 @@ def restore(model, model_dir):
 
 
 # What a run folder carries besides its weights; seed_run copies them from a run.
-RUN_FILES = (CONFIG_FILE, "flags.txt", "training_log.csv")
+RUN_FILES = (CONFIG_FILE, FLAGS_FILE, LOG_FILE)
 _PROGRESS_KEYS = ("seconds", "last_epoch_seconds", "budget_decay_step")
 
 
@@ -298,7 +301,7 @@ def seed_run(model_dir, source, keep_optimizer=False, keep_progress=True):
     return new_state
 
 
-def export_checkpoint(model_dir, export_dir=None, formats=None, weights=None):
+def export_checkpoint(model_dir, export_prefix=None, formats=None, weights=None):
     """Rebuilds the run in `model_dir`, loads its latest checkpoint (or `weights`), exports it with
     :func:`cmsc_tf.deploy.export.export_model`; returns {format: path}."""
     from cmsc_tf.deploy.export import DEFAULT_FORMATS, export_model
@@ -312,7 +315,7 @@ def export_checkpoint(model_dir, export_dir=None, formats=None, weights=None):
     if not weights_path.is_file():
         raise FileNotFoundError(f"{weights_path}: no such weights file")
     model, config = build_from_run(model_dir, weights_path)
-    export_dir = export_dir or config.get("export_dir")
-    if not export_dir:
-        raise ValueError(f"{model_dir}: the run has no export_dir; pass --export_dir")
-    return export_model(model, export_dir, formats)
+    export_prefix = export_prefix or config.get("export_prefix")
+    if not export_prefix:
+        raise ValueError(f"{model_dir}: the run has no export_prefix; pass --export_prefix")
+    return export_model(model, export_prefix, formats)

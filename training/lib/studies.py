@@ -13,6 +13,8 @@ import pathlib
 import subprocess
 import sys
 
+from training.lib.checkpointing import CONFIG_FILE, LOG_FILE
+
 # label, the model (variant + overrides, as training.main's flags), and any other
 # training.main flags of the arm (without dashes).
 Arm = collections.namedtuple("Arm", "label variant overrides flags", defaults=((),))
@@ -27,7 +29,7 @@ _CLIPPING = ("clip_threshold=0.4",)
 _COMPACT = "num_features=32,num_stages=2,num_modules=2,reconstruction_initializer=zeros"
 STUDIES = {
     # The paper's Fig. 5: multi-scale cross against merge-and-run and a plain stack.
-    "fig5": Study(("training/claims.flags",), [
+    "fig5": Study(("training/flags/claims.flags",), [
         Arm("MSC_L3R5", "msc_l3r5", _FEATURES),
         Arm("MSC_L3R7", "msc_l3r7", _FEATURES),
         Arm("MR_L3R3", "mr_l3r3", _FEATURES),
@@ -36,7 +38,7 @@ STUDIES = {
         Arm("VDSR-style", "vdsr", _FEATURES + ",num_modules=8"),
     ], ("val_psnr_x2",)),
     # Tables I and II: cascaded supervision and residual-features learning.
-    "cascade": Study(("training/claims.flags",), [
+    "cascade": Study(("training/flags/claims.flags",), [
         Arm("CMSC", "cmsc", _FEATURES + ",num_stages=2,num_modules=2"),
         Arm("CMSC_SR", "cmsc_sr", _FEATURES + ",num_stages=2,num_modules=2"),
         Arm("CMSC_NS", "cmsc_ns", _FEATURES + ",num_stages=2,num_modules=2"),
@@ -45,7 +47,7 @@ STUDIES = {
     ], ("val_psnr_x2",)),
     # Sec. IV-B's "clip individual gradients to [-0.4, 0.4]", four readings, each with
     # the paper's full CMSC, data, SGD and schedule (cmsc.flags); docs/training.md.
-    "clipping": Study(("cmsc.flags", "training/clipping.flags"), [
+    "clipping": Study(("cmsc.flags", "training/flags/clipping.flags"), [
         Arm("value", "cmsc", "", ("clip=value", *_CLIPPING)),
         Arm("global_norm", "cmsc", "", ("clip=global_norm", *_CLIPPING)),
         Arm("mean_loss", "cmsc", "", ("clip=value", *_CLIPPING, "loss_pixel_reduction=mean")),
@@ -53,14 +55,14 @@ STUDIES = {
     ], ("loss", "val_psnr_x2", "val_psnr_x3", "val_psnr_x4"),
         "the paper's recipe under four readings of its clipping (diverged arms stopped)"),
     # Issue 22: the recipe that buys the compact CMSC the most SunHays80 dB per CPU
-    # second; each arm changes one thing of the baseline (training/recipe.flags).
+    # second; each arm changes one thing of the baseline (training/flags/recipe.flags).
     # The crop arms keep the pixels per step (41^2 x 32 ~ 64^2 x 13 ~ 96^2 x 6).
-    "recipe": Study(("training/recipe.flags",), [
+    "recipe": Study(("training/flags/recipe.flags",), [
         Arm("baseline", "cmsc", _COMPACT),
         Arm("l1", "cmsc", _COMPACT, ("loss_norm=l1",)),
         Arm("crop64", "cmsc", _COMPACT, ("patch_size=64", "batch_size=13")),
         Arm("cosine", "cmsc", _COMPACT, ("lr_schedule=cosine", "decay_at_budget_fraction=0")),
-        Arm("bf16", "cmsc", _COMPACT, ("precision=mixed_bfloat16",)),
+        Arm("bf16", "cmsc", _COMPACT, ("dtype_policy=mixed_bfloat16",)),
         Arm("batch16", "cmsc", _COMPACT, ("batch_size=16",)),
         Arm("crop96", "cmsc", _COMPACT, ("patch_size=96", "batch_size=6")),
         Arm("ema", "cmsc", _COMPACT, ("ema_momentum=0.999",)),
@@ -87,23 +89,23 @@ def train_arm(study, arm, model_dir, extra=()):
 def build_arm(arm):
     """The arm's model, as `training.main --variant --model_overrides` builds it."""
     from cmsc_tf import build_model
-    from training.flag_values import parse_overrides
+    from training.lib.flag_values import parse_overrides
 
     return build_model(arm.variant, **parse_overrides([o for o in arm.overrides.split(",") if o]))
 
 
 def run_parameters(model_dir):
     """The parameter count of the model a run trained (its config.json's variant and overrides)."""
-    from training.checkpointing import model_of_run
+    from training.lib.checkpointing import model_of_run
 
     return model_of_run(model_dir)[0].count_params()
 
 
 def read_log(model_dir):
     """The rows of a run's training_log.csv ([] when it wrote none)."""
-    from training.curves import read_rows
+    from training.lib.curves import read_rows
 
-    path = pathlib.Path(model_dir) / "training_log.csv"
+    path = pathlib.Path(model_dir) / LOG_FILE
     return read_rows(path) if path.is_file() else []
 
 
@@ -113,7 +115,7 @@ def summed_loss_curve(model_dir):
     A run with --loss_pixel_reduction=mean logs a loss divided by the patch
     area; it is multiplied back, so that the arms of one study compare.
     """
-    config = json.loads((pathlib.Path(model_dir) / "config.json").read_text())
+    config = json.loads((pathlib.Path(model_dir) / CONFIG_FILE).read_text())
     factor = config["patch_size"] ** 2 if config.get("loss_pixel_reduction") == "mean" else 1
     return [(int(row["step"]), float(row["loss"]) * factor) for row in read_log(model_dir) if row.get("loss")]
 

@@ -10,18 +10,18 @@ import pathlib
 import re
 
 from cmsc_tf.io import atomic
+from training.lib.checkpointing import CONFIG_FILE, LOG_FILE
 
 
 # A run's log: a row per report point (step, epoch, seconds, every value).
-LOG_FILE = "training_log.csv"
 
 
 def append_row(path, row):
     """Appends `row` ({column: value}) to the CSV log at `path`, under its header.
 
-    A row with columns the log does not have yet (a log of the earlier
-    trainers, a first epoch without validation, a phase with more stages)
-    rewrites the log atomically with every column, the old rows' new cells empty.
+    A row with columns the log does not have yet (a first epoch without
+    validation, a phase with more stages or scales) rewrites the log
+    atomically with every column, the old rows' new cells empty.
     """
     path = pathlib.Path(path)
     rows = read_rows(path) if path.exists() else []
@@ -51,9 +51,9 @@ def read_curve(model_dir, metric, x="step"):
     The metric and the step are read from the run's `training_log.csv`.
     """
     model_dir = pathlib.Path(model_dir)
-    log, config = model_dir / LOG_FILE, model_dir / "config.json"
+    log, config = model_dir / LOG_FILE, model_dir / CONFIG_FILE
     if not log.is_file() or not config.is_file():
-        raise FileNotFoundError(f"{model_dir}: not a training run folder (needs config.json and {LOG_FILE})")
+        raise FileNotFoundError(f"{model_dir}: not a training run folder (needs {CONFIG_FILE} and {LOG_FILE})")
     rows = read_rows(log)
     if rows and metric not in rows[0]:
         raise ValueError(f"{model_dir}: no column {metric!r} in {LOG_FILE}; columns: {', '.join(sorted(rows[0]))}")
@@ -68,7 +68,7 @@ SET_NAMES = {"set5": "Set5", "set14": "Set14", "bsd100": "BSD100", "urban100": "
 
 def run_val_set(model_dir):
     """The run's validation set (config.json's val_set), or None."""
-    config = pathlib.Path(model_dir) / "config.json"
+    config = pathlib.Path(model_dir) / CONFIG_FILE
     return json.loads(config.read_text()).get("val_set") if config.is_file() else None
 
 

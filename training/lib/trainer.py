@@ -1,11 +1,11 @@
 """Training a CMSC-family model on any Keras backend: `run(TrainConfig)`. Flag-free; main.py is the CLI.
 
 One run = one model_dir. Resuming is automatic: when model_dir holds a
-checkpoint (training/checkpointing.py), the weights, the optimizer and the
+checkpoint (training/lib/checkpointing.py), the weights, the optimizer and the
 global step are restored, so a killed run restarted with the same command,
 on this backend or another, trains exactly the batches it had not trained yet.
 
-The data: `training.data.source.TrainingSource` (NumPy), fed by tf.data on
+The data: `training.lib.data.source.TrainingSource` (NumPy), fed by tf.data on
 TensorFlow and as a generator elsewhere (`distribution.Distribution.feed`).
 """
 
@@ -25,9 +25,9 @@ from cmsc_tf.eval import protocol
 from cmsc_tf.models.dtype_policy import dtype_policy
 from cmsc_tf.io import atomic, image_sets
 from cmsc_tf.numerics.degradation import degrade
-from training import callbacks as cb
-from training import checkpointing, distribution, optimizers
-from training.data.source import CALIBRATION_STEP, TrainingSource
+from training.lib import callbacks as cb
+from training.lib import checkpointing, distribution, optimizers
+from training.lib.data.source import CALIBRATION_STEP, TrainingSource
 
 
 class TrainingError(RuntimeError):
@@ -135,7 +135,7 @@ def make_callbacks(config, run, source, val_images, clock):
             logging.warning("TensorBoard needs tensorflow and tensorboard: writing no summaries")
         crops = (image_summary_crops(val_images, config.val_scales[0], config.image_summaries)
                  if summaries and val_images else [])
-        callbacks.append(cb.RunLogs(model_dir / "training_log.csv", *when,
+        callbacks.append(cb.RunLogs(model_dir / checkpointing.LOG_FILE, *when,
                                     summary_dir=model_dir / "tensorboard" if summaries else None, crops=crops))
     callbacks.append(cb.ResumableCheckpoint(
         str(model_dir), config.checkpoint_every_steps, run.steps_per_epoch, progress, nan_guard,
@@ -206,7 +206,7 @@ def run(config, flags_text=None, clock=None, restart=False):
     """
     config.validate()
     clock = clock or CLOCKS[config.budget_clock]
-    with dtype_policy(config.precision), _owned(config, restart):
+    with dtype_policy(config.dtype_policy), _owned(config, restart):
         return _run(config, flags_text, clock)
 
 
@@ -274,9 +274,9 @@ def _run(config, flags_text, clock):
             atomic.write_text(model_dir / checkpointing.CONFIG_FILE, checkpointing.config_text(
                 _config_fields(config)))
             if flags_text is not None:
-                atomic.write_text(model_dir / "flags.txt", flags_text)
+                atomic.write_text(model_dir / checkpointing.FLAGS_FILE, flags_text)
         if config.strategy == "multi_worker":
-            from training.keras_hooks import prepare_multi_worker_fit
+            from training.lib.keras_hooks import prepare_multi_worker_fit
 
             shape = (config.batch_size // dist.num_replicas, config.patch_size, config.patch_size, 1)
             shapes = [shape, shape] + [shape[:1]] * bool(config.scale_loss_weights)
@@ -321,15 +321,15 @@ def _finish(config, model, run_state, callbacks, source):
         summary.update(bicubic={s: round(v, 4) for s, v in validation.bicubic.items()},
                        psnr={s: round(v, 4) for s, v in validation.last.items()})
     chief = run_state.distribution.is_chief
-    if chief and config.export_dir:
+    if chief and config.export_prefix:
         formats = export_lib.available_formats()
-        written = export_lib.export_model(model, config.export_dir, formats)
+        written = export_lib.export_model(model, config.export_prefix, formats)
         summary.update({name: str(path) for name, path in written.items()})
         if set(formats) != set(export_lib.DEFAULT_FORMATS):
             summary["export_note"] = (f"SavedModel and TFLite need TensorFlow: python -m training.export "
                                       f"--model_dir={config.model_dir}")
         logging.info("exported %s", ", ".join(str(path) for path in written.values()))
     if chief:
-        atomic.write_text(pathlib.Path(config.model_dir) / "summary.json",
+        atomic.write_text(pathlib.Path(config.model_dir) / checkpointing.SUMMARY_FILE,
                           json.dumps(summary, indent=1, default=str) + "\n")
     return summary
