@@ -83,7 +83,16 @@ def test_seed_run_takes_the_model_weights_without_the_optimizer(tmp_path, capsys
         assert "optimizer" not in f
     with pytest.raises(ValueError, match="already holds a run"):
         checkpointing.seed_run(tmp_path / "again", tmp_path / "trained")
-    with pytest.raises(ValueError, match="neither a .keras file nor a run folder"):
+
+    # One checkpoint of a run: its model weights at step 0, without its optimizer even when asked.
+    checkpoint = tmp_path / "trained" / checkpointing.read_state(tmp_path / "trained")["weights"]
+    epoch = checkpointing.seed_run(tmp_path / "epoch", checkpoint, keep_optimizer=True)
+    assert epoch["step"] == 0 and "seconds" not in epoch and epoch["seeded_from"] == str(checkpoint)
+    with h5py.File(checkpoint, "r") as source, h5py.File(tmp_path / "epoch" / epoch["weights"], "r") as f:
+        assert "optimizer" in source and "optimizer" not in f and "layers" in f
+    with pytest.raises(ValueError, match="no such checkpoint file"):
+        checkpointing.seed_run(tmp_path / "other", tmp_path / "trained" / "ckpt-s000000099.weights.h5")
+    with pytest.raises(ValueError, match="neither a .keras file, a .weights.h5 checkpoint nor a run folder"):
         checkpointing.seed_run(tmp_path / "other", tmp_path / "nothing")
 
 

@@ -250,11 +250,13 @@ _PROGRESS_KEYS = ("seconds", "last_epoch_seconds", "budget_decay_step")
 
 def seed_run(model_dir, source, keep_optimizer=False, keep_progress=True):
     """Starts run folder `model_dir` from `source`'s model weights, without optimizer state
-    unless `keep_optimizer` (a run folder's checkpoint holds it; a .keras file does not), and
-    without the source's seconds and budget decay step unless `keep_progress` (a new phase
-    counts its own time budget).
+    unless `keep_optimizer` (a run folder's checkpoint holds it; a .keras file does not; a
+    single checkpoint's stays behind), and without the source's seconds and budget decay
+    step unless `keep_progress` (a new phase counts its own time budget).
 
-    `source`: a `.keras` file (its model.weights.h5; the run starts at step 0)
+    `source`: a `.keras` file (its model.weights.h5; the run starts at step 0),
+    one checkpoint of a run (a `.weights.h5` file: its model weights, never
+    its optimizer's, and step 0: a fresh phase from a chosen epoch),
     or a run folder (its latest checkpoint; step, seconds and the budget's
     decay step, config.json and the logs are kept, so the run goes on where it
     stopped). The optimizer's moments are left out: a lent GPU host receives
@@ -278,10 +280,16 @@ def seed_run(model_dir, source, keep_optimizer=False, keep_progress=True):
         except (OSError, KeyError, zipfile.BadZipFile) as error:
             raise ValueError(f"{source} is not a Keras model file ({error})") from None
         state, extra = {"step": 0}, {"seeded_from": str(source)}
+    elif source.name.endswith(".weights.h5"):
+        if not source.is_file():
+            raise ValueError(f"{source}: no such checkpoint file")
+        weights, keep_optimizer = open(source, "rb"), False  # step 0 with a stale optimizer's step count would mislead
+        state, extra = {"step": 0}, {"seeded_from": str(source)}
     else:
         state = read_state(source)
         if state is None:
-            raise ValueError(f"{source} is neither a .keras file nor a run folder with a {STATE_FILE}")
+            raise ValueError(f"{source} is neither a .keras file, a .weights.h5 checkpoint nor a run "
+                             f"folder with a {STATE_FILE}")
         weights = open(source / state["weights"], "rb")
         extra = {key: state[key] for key in _PROGRESS_KEYS if key in state and keep_progress}
         extra["seeded_from"] = str(source / state["weights"])

@@ -94,8 +94,9 @@ class TrainConfig:
     model_dir: str = setting("runs/cmsc", "Checkpoints, logs, TensorBoard, resolved flags.")
     init_from: str = setting("", "Start an empty --model_dir from this run folder's latest checkpoint (weights, "
                                  "optimizer state, step and logs; the time budget counts the new phase only: a "
-                                 "new phase that leaves the source untouched) or a .keras model's weights (step "
-                                 "0); a --model_dir that holds a run resumes it instead.")
+                                 "new phase that leaves the source untouched), or the model weights of a .keras "
+                                 "file or of one checkpoint (.weights.h5) at step 0 with a fresh optimizer; a "
+                                 "--model_dir that holds a run resumes it instead.")
     export_prefix: str = setting("savedmodels/cmsc", "Path prefix of the final model: <export_prefix>.keras, and "
                                                      "with TensorFlow the SavedModel <export_prefix>/<version>/ and "
                                                      "<export_prefix>_<variant>.tflite ('' for none).")
