@@ -286,7 +286,7 @@ def test_init_from_starts_a_new_phase_from_a_run_and_leaves_the_source_untouched
     for a, b in zip(seeded.weights, trained.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
     assert int(keras.ops.convert_to_numpy(seeded.optimizer.iterations)) == 2 * first.steps_per_epoch
-    with pytest.raises(ValueError, match="neither a .keras file nor a run folder"):
+    with pytest.raises(ValueError, match="neither a .keras file, a .weights.h5 checkpoint nor a run folder"):
         trainer.run(tiny_config(tmp_path / "third", init_from=str(tmp_path / "empty")))
 
 
