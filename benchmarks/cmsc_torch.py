@@ -23,6 +23,8 @@ the trainer's step with ``TrainConfig``'s defaults (Eq. 8's half squared error
 summed over pixels, alpha = 2 / (S + 2), SGD with momentum 0.9, weight decay
 1e-4, the gradient's global norm clipped to 0.4), in float32 or under bfloat16
 autocast. Only for timing: its weights are PyTorch's own initialisation.
+Its ``convolutions_alone`` step trains :func:`build_convolutions_alone`
+instead: the same convolutions, nothing between them.
 """
 
 import argparse
@@ -115,26 +117,27 @@ def build_forward(weights):
     return forward, params
 
 
-def build_convolutions_alone(params, channels_last=False):
-    """The network's convolutions (as :func:`build_forward` reads them) with nothing between them.
+def build_convolutions_alone(shapes, channels_last=False, trainable=False):
+    """Convolutions of kernel ``shapes`` (OIHW, the network's order) with nothing between them.
 
-    Kernels of the network's shapes, in its order: those of the feature width
-    run one after another; those of another output width (the
-    reconstructions) branch off the chain and are summed into the output.
-    The benchmark's bound: what these convolutions cost with every
-    elementwise operation free.
+    Those of the feature width (the first kernel's output) run one after
+    another; those of another output width (the reconstructions) branch off
+    the chain and are summed into the output. No bias, no activation: the
+    benchmarks' bound, what these convolutions cost with every elementwise
+    operation free. Returns the forward function; ``trainable``: its kernels
+    require gradients and are its ``kernels`` attribute (for an optimizer).
     """
     import torch
     import torch.nn.functional as F
 
-    # Random kernels of the network's shapes, of variance 1 / fan-in: without the
-    # batch norms and activations, the trained ones would let the activations
-    # grow or shrink layer by layer into infinities or denormals.
+    # Random kernels of variance 1 / fan-in: without the batch norms and
+    # activations, the trained ones would let the activations grow or shrink
+    # layer by layer into infinities or denormals.
     generator = torch.Generator().manual_seed(0)
-    kernels = [torch.randn(value.shape, generator=generator) / value[0].numel() ** 0.5
-               for name, value in params.items() if name.endswith("/kernel")]
+    kernels = [torch.randn(shape, generator=generator) / float(np.prod(shape[1:])) ** 0.5 for shape in shapes]
     if channels_last:
         kernels = [k.contiguous(memory_format=torch.channels_last) for k in kernels]
+    kernels = [k.requires_grad_(trainable) for k in kernels]
     width = kernels[0].shape[0]  # the feature extraction's output: the chain's width
 
     def forward(x):
@@ -147,6 +150,7 @@ def build_convolutions_alone(params, channels_last=False):
                 side = side + y
         return side
 
+    forward.kernels = kernels
     return forward
 
 
@@ -208,28 +212,41 @@ def build_trainable(num_stages=3, num_modules=5, num_features=64, kernel_sizes=(
     return CMSC()
 
 
-def train_step_function(model_overrides, batch, patch_size, bfloat16=False, channels_last=False, seed=0):
-    """A zero-argument function running one train step of :func:`build_trainable` on one fixed batch, and the model."""
+def train_step_function(model_overrides, batch, patch_size, bfloat16=False, channels_last=False, seed=0,
+                        convolutions_alone=False):
+    """A zero-argument function running one train step of :func:`build_trainable` on one fixed batch, and the model.
+
+    ``convolutions_alone``: the step of the model's convolutions only
+    (:func:`build_convolutions_alone` of its kernel shapes, in its order: no
+    batch norm, activation, bias or addition between them; one output, its
+    half squared error), with the same optimizer and clipping.
+    """
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = build_trainable(**model_overrides).train().to(memory_format=memory_format)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     x, y = (torch.rand(batch, 1, patch_size, patch_size).contiguous(memory_format=memory_format) for _ in range(2))
-    num_stages = len(model.stages)
-    alpha = 2.0 / (num_stages + 2)
-    output_weights = [(1 - alpha) / num_stages] * num_stages + [alpha]
+    if convolutions_alone:
+        chain = build_convolutions_alone([p.shape for p in model.parameters() if p.ndim == 4], channels_last,
+                                         trainable=True)
+        parameters, forward, output_weights = chain.kernels, lambda: [chain(x)], [1.0]
+    else:
+        num_stages = len(model.stages)
+        alpha = 2.0 / (num_stages + 2)
+        output_weights = [(1 - alpha) / num_stages] * num_stages + [alpha]
+        parameters, forward = list(model.parameters()), lambda: model(x)
+    optimizer = torch.optim.SGD(parameters, lr=0.1, momentum=0.9, weight_decay=1e-4)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
-            outputs = model(x)
+            outputs = forward()
         # Eq. 8: half squared error summed over a pair's pixels, mean over the batch, per output.
         loss = sum(w * (0.5 * (o.float() - y) ** 2).sum(dim=(1, 2, 3)).mean() for w, o in zip(output_weights, outputs))
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 0.4)
+        nn.utils.clip_grad_norm_(parameters, 0.4)
         optimizer.step()
         return loss.item()
 
@@ -267,7 +284,9 @@ def main():
 
             runs[f"bfloat16 {layout}"] = bf16
 
-            def bf16_convolutions(xl=xl, chain=build_convolutions_alone(params, layout == "channels_last")):
+            shapes = [value.shape for name, value in params.items() if name.endswith("/kernel")]
+
+            def bf16_convolutions(xl=xl, chain=build_convolutions_alone(shapes, layout == "channels_last")):
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     return chain(xl)
 

@@ -68,6 +68,7 @@ from cmsc_tf.eval import protocol
 from cmsc_tf.io.image_sets import list_images
 from cmsc_tf.io.images import read_image
 from cmsc_tf.models.model import final_output
+from convolutions_alone import convolutions_alone
 from inference_flops import conv_flops
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -135,34 +136,6 @@ def conv_seconds(size, dtype, repeats):
         conv().numpy()
         best = min(best, time.perf_counter() - start)
     return best
-
-
-def convolutions_alone(model):
-    """A Keras model of ``model``'s convolutions with nothing between them (the int8 bound of the benchmark).
-
-    Convolutions of the shapes of ``model``'s kernels (``model.weights`` order,
-    random weights: speed does not depend on them); those of the feature width run one after
-    another, ReLU fused into each (free in XNNPACK's GEMM); those of another
-    output width (the reconstructions) branch off and are summed into the
-    output. Same convolution FLOPs as ``model``; the output means nothing.
-    """
-    import keras
-
-    kernels = [w for w in model.weights if len(w.shape) == 4]
-    width = kernels[0].shape[-1]
-    inputs = keras.Input((None, None, 1))
-    trunk, side = inputs, []
-    for kernel in kernels:
-        kh, kw, _, out = kernel.shape
-        # He-initialised with ReLU: the activations keep their size along the chain.
-        conv = keras.layers.Conv2D(out, (kh, kw), padding="same", activation="relu" if out == width else None,
-                                   kernel_initializer="he_normal")
-        y = conv(trunk)
-        if out == width:
-            trunk = y
-        else:
-            side.append(y)
-    return keras.Model(inputs, keras.layers.Add()(side) if len(side) > 1 else side[0])
 
 
 def paths_of(name, args, scratch):

@@ -70,13 +70,18 @@ def build_and_compile(config, replicas=1):
         overrides["sync_batch_norm"] = True  # (keras.distribution on JAX computes global statistics)
     model = cmsc_tf.build_model(config.variant, **overrides)
     loss = cmsc_tf.cascade_loss(model, pixel_reduction=config.loss_pixel_reduction, norm=config.loss_norm)
-    optimizer = optimizers.make_optimizer(
+    jit = config.xla if keras.backend.backend() == "tensorflow" else "auto"
+    model.compile(build_optimizer(config, replicas), **loss, jit_compile=jit,
+                  steps_per_execution=config.steps_per_execution)
+    return model
+
+
+def build_optimizer(config, replicas=1):
+    """The optimizer of ``config`` (learning rate, momentum, weight decay, clipping, EMA) for a fresh model."""
+    return optimizers.make_optimizer(
         config.optimizer, config.learning_rate, momentum=config.momentum,
         weight_decay=config.weight_decay, clip=config.clip, clip_threshold=config.clip_threshold,
         replicas=replicas, ema_momentum=config.ema_momentum)
-    jit = config.xla if keras.backend.backend() == "tensorflow" else "auto"
-    model.compile(optimizer, **loss, jit_compile=jit, steps_per_execution=config.steps_per_execution)
-    return model
 
 
 def image_summary_crops(images, scale, count, size=96):
