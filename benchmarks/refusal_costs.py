@@ -1,6 +1,6 @@
 """What refusing an image over the pixel budget costs, in time and memory, on every entry point.
 
-Usage: python benchmarks/refusal_costs.py [--saved_model savedmodels/cmsc_compact/3] [--no_serving]
+Usage: python benchmarks/refusal_costs.py [--saved_model savedmodels/cmsc_compact/4] [--no_serving]
 
 The hostile files are valid, flat PNGs that cost next to nothing on disk
 (``tests/png_bombs.py``): an 8-bit RGB and a 16-bit gray 13000 x 13000 (over

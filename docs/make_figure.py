@@ -3,7 +3,7 @@
 Usage (from the repository root):
 
     python docs/make_figure.py --image=../shared/datasets/benchmark/Set5/butterfly.png \
-        --model=savedmodels/cmsc_compact/3 --out=docs/figure_x3.png
+        --model=savedmodels/cmsc_compact/4 --out=docs/figure_x3.png
 
 The HR image is modcropped and degraded by the protocol
 (`cmsc_tf.numerics.degradation`: MATLAB bicubic x1/3 of each colour channel,
@@ -33,7 +33,7 @@ def to_uint8(x):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default="../shared/datasets/benchmark/Set5/butterfly.png")
-    parser.add_argument("--model", default="savedmodels/cmsc_compact/3")
+    parser.add_argument("--model", default="savedmodels/cmsc_compact/4")
     parser.add_argument("--scale", type=int, default=3)
     parser.add_argument("--crop", default="60,60,120", help="top,left,size of the HR crop")
     parser.add_argument("--out", default="docs/figure_x3.png")

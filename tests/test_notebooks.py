@@ -206,7 +206,7 @@ def test_upscale_quickstart_runs(tmp_path, notebook_env, kernel_manager_factory)
     user_image = tmp_path / "mine.png"
     PIL.Image.fromarray(skimage.data.coffee()[100:140, 200:250]).save(user_image)
     checks = """
-assert str(model_dir).endswith(("savedmodels/cmsc_compact/3", "savedmodels/vdsr/1")), model_dir
+assert str(model_dir).endswith(("savedmodels/cmsc_compact/4", "savedmodels/vdsr/1")), model_dir
 assert [r["name"] for r in results] == ["astronaut", "chelsea"]
 for r in results:
     assert r["sr"].shape == r["hr"].shape == r["bicubic"].shape

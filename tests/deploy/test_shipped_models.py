@@ -122,13 +122,12 @@ def test_full_cmsc_scores_its_recorded_per_image_psnr(benchmark_dir, tmp_path):
         assert record["psnr"] == pytest.approx(np.mean([image["psnr"] for image in record["images"]]), abs=1e-9)
 
 
-def test_compact_cmsc_leads_the_full_one_on_set5_at_x2_and_x3_and_is_level_at_x4(full_psnr, compact_psnr):
-    # docs/results.md: after its phase 5 (L1 loss, bf16) the compact model is
-    # ahead of the 14 times larger full one at x2 (+0.46 dB) and x3 (+0.14 dB)
-    # and within 0.05 dB at x4; after phase 4 it was level at x3 and x4.
-    for scale in (2, 3):
-        assert compact_psnr[scale] > full_psnr[scale] + 0.1, (scale, full_psnr, compact_psnr)
-    assert abs(full_psnr[4] - compact_psnr[4]) < 0.05, (full_psnr, compact_psnr)
+def test_compact_cmsc_leads_the_full_one_on_set5_at_every_scale(full_psnr, compact_psnr):
+    # docs/results.md: after its phase 6 (L1 loss, bf16, batch 16) the compact
+    # model is ahead of the 14 times larger full one at x2 (+0.53 dB), x3
+    # (+0.17 dB) and x4 (+0.05 dB); after phase 4 it was level at x3 and x4.
+    for scale, margin in ((2, 0.1), (3, 0.1), (4, 0.0)):
+        assert compact_psnr[scale] > full_psnr[scale] + margin, (scale, full_psnr, compact_psnr)
 
 
 def test_full_cmsc_beats_srcnn_on_set5_at_every_scale(full_psnr):
