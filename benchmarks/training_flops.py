@@ -123,7 +123,7 @@ def main(argv):
 
                 model = convolutions_alone(build_model("cmsc", **overrides), activation=None, use_bias=False)
                 model.compile(trainer.build_optimizer(config), HalfSquaredError(config.loss_pixel_reduction),
-                              jit_compile=xla if keras.backend.backend() == "tensorflow" else "auto")
+                              jit_compile=trainer.jit_compile(config))
             else:
                 model = trainer.build_and_compile(config)
         shape = (batch, FLAGS.patch_size, FLAGS.patch_size, 1)

@@ -70,10 +70,14 @@ def build_and_compile(config, replicas=1):
         overrides["sync_batch_norm"] = True  # (keras.distribution on JAX computes global statistics)
     model = cmsc_tf.build_model(config.variant, **overrides)
     loss = cmsc_tf.cascade_loss(model, pixel_reduction=config.loss_pixel_reduction, norm=config.loss_norm)
-    jit = config.xla if keras.backend.backend() == "tensorflow" else "auto"
-    model.compile(build_optimizer(config, replicas), **loss, jit_compile=jit,
+    model.compile(build_optimizer(config, replicas), **loss, jit_compile=jit_compile(config),
                   steps_per_execution=config.steps_per_execution)
     return model
+
+
+def jit_compile(config):
+    """`model.compile`'s jit_compile for ``config``: --xla on TensorFlow; Keras's choice on the others."""
+    return config.xla if keras.backend.backend() == "tensorflow" else "auto"
 
 
 def build_optimizer(config, replicas=1):
