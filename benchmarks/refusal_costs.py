@@ -1,6 +1,6 @@
 """What refusing an image over the pixel budget costs, in time and memory, on every entry point.
 
-Usage: python benchmarks/refusal_costs.py [--saved_model savedmodels/cmsc_compact/4] [--no_serving]
+Usage: python benchmarks/refusal_costs.py [--saved_model cmsc_compact] [--no_serving]
 
 The hostile files are valid, flat PNGs that cost next to nothing on disk
 (``tests/png_bombs.py``): an 8-bit RGB and a 16-bit gray 13000 x 13000 (over
@@ -98,7 +98,7 @@ def row(case, entry, seconds, growth, peak, message):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--saved_model", default=str(REPO / "savedmodels" / "cmsc_compact" / "2"))
+    parser.add_argument("--saved_model", default="cmsc_compact", help="a SavedModel folder or a preset name")
     parser.add_argument("--no_serving", action="store_true", help="skip upscale_encoded (loads TensorFlow)")
     args = parser.parse_args()
 
@@ -106,6 +106,7 @@ def main():
 
     from cmsc_tf.deploy.upscaler import Upscaler
     from cmsc_tf.io import images, pixel_budget
+    from cmsc_tf.models import presets
 
     upscaler = Upscaler("cmsc_compact")  # the default model, as cmsc-upscale runs it
     refused = (images.ImageError, pixel_budget.PixelBudgetError)
@@ -142,7 +143,7 @@ def main():
             return
         import tensorflow as tf
 
-        signature = tf.saved_model.load(args.saved_model).signatures["upscale_encoded"]
+        signature = tf.saved_model.load(str(presets.resolve(args.saved_model))).signatures["upscale_encoded"]
         tiny = tf.io.encode_png(np.zeros((8, 8, 3), np.uint8))
         signature(image_bytes=tf.stack([tiny]), scale=tf.constant(2.0))  # traced and warm
         for name, path, scale in files:

@@ -3,7 +3,7 @@
 Usage (from the repository root):
 
     python docs/make_figure.py --image=../shared/datasets/benchmark/Set5/butterfly.png \
-        --model=savedmodels/cmsc_compact/4 --out=docs/figure_x3.png
+        --model=cmsc_compact --out=docs/figure_x3.png
 
 The HR image is modcropped and degraded by the protocol
 (`cmsc_tf.numerics.degradation`: MATLAB bicubic x1/3 of each colour channel,
@@ -33,7 +33,8 @@ def to_uint8(x):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default="../shared/datasets/benchmark/Set5/butterfly.png")
-    parser.add_argument("--model", default="savedmodels/cmsc_compact/4")
+    parser.add_argument("--model", default="cmsc_compact",
+                        help="a SavedModel folder, or a preset name (its float32 SavedModel)")
     parser.add_argument("--scale", type=int, default=3)
     parser.add_argument("--crop", default="60,60,120", help="top,left,size of the HR crop")
     parser.add_argument("--out", default="docs/figure_x3.png")
@@ -42,8 +43,11 @@ def main():
     import cmsc_tf
     from cmsc_tf import _quiet
     from cmsc_tf.deploy import loader
+    from cmsc_tf.models import presets
 
-    if loader.needs_tensorflow(args.model, loader.default_precision(args.model)):
+    model = presets.resolve(args.model)  # a preset's SavedModel: the float32 network
+
+    if loader.needs_tensorflow(model, loader.default_precision(model)):
         _quiet.load("tensorflow")  # its C++ start-up lines hidden, as the commands do
 
     scale = args.scale
@@ -52,7 +56,7 @@ def main():
     lr = to_uint8(np.stack([degradation.downscale(hr_unit[..., c], scale) for c in range(3)], -1))
     lr_unit = lr.astype(np.float64) / 255.0
     bicubic = to_uint8(np.stack([degradation.upscale(lr_unit[..., c], scale) for c in range(3)], -1))
-    cmsc = cmsc_tf.Upscaler(args.model).upscale(lr, scale)
+    cmsc = cmsc_tf.Upscaler(model).upscale(lr, scale)
     top, left, size = (int(v) for v in args.crop.split(","))
     window = np.s_[top:top + size, left:left + size]
     panels = [(f"bicubic x{scale}", bicubic), (f"CMSC (compact) x{scale}", cmsc),

@@ -16,6 +16,8 @@ import sys
 import numpy as np
 import pytest
 
+from cmsc_tf.deploy import loader
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("upscale_quickstart", "train_cmsc", "reproduce_table3")
 # Per notebook, on 2 CPU cores; generous against a shared machine.
@@ -205,8 +207,8 @@ def test_upscale_quickstart_runs(tmp_path, notebook_env, kernel_manager_factory)
 
     user_image = tmp_path / "mine.png"
     PIL.Image.fromarray(skimage.data.coffee()[100:140, 200:250]).save(user_image)
-    checks = """
-assert str(model_dir).endswith(("savedmodels/cmsc_compact/4", "savedmodels/vdsr/1")), model_dir
+    checks = f"""
+assert str(model_dir).endswith(({loader.DEFAULT_MODEL!r}, {loader.FALLBACK_MODEL!r})), model_dir
 assert [r["name"] for r in results] == ["astronaut", "chelsea"]
 for r in results:
     assert r["sr"].shape == r["hr"].shape == r["bicubic"].shape

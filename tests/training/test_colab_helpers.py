@@ -19,16 +19,16 @@ def _make_model_dirs(root, *relatives):
 
 def test_available_model_prefers_the_trained_cmsc(tmp_path):
     _make_model_dirs(tmp_path, loader.DEFAULT_MODEL, loader.FALLBACK_MODEL)
-    assert loader.available_model_path(tmp_path) == tmp_path / "savedmodels/cmsc_compact/4"
+    assert loader.available_model_path(tmp_path) == tmp_path / loader.DEFAULT_MODEL
 
 
 def test_available_model_falls_back_to_vdsr(tmp_path):
     _make_model_dirs(tmp_path, loader.FALLBACK_MODEL)
-    assert loader.available_model_path(tmp_path) == tmp_path / "savedmodels/vdsr/1"
+    assert loader.available_model_path(tmp_path) == tmp_path / loader.FALLBACK_MODEL
 
 
 def test_available_model_missing_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither savedmodels/cmsc_compact/4 nor savedmodels/vdsr/1"):
+    with pytest.raises(FileNotFoundError, match=f"neither {loader.DEFAULT_MODEL} nor {loader.FALLBACK_MODEL}"):
         loader.available_model_path(tmp_path)
 
 
