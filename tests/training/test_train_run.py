@@ -273,9 +273,11 @@ def test_init_from_starts_a_new_phase_from_a_run_and_leaves_the_source_untouched
     second = tiny_config(tmp_path / "second", epochs=2, init_from=str(tmp_path / "first"))
     summary, _ = trainer.run(second)
     assert summary["step"] == 2 * first.steps_per_epoch  # nothing left to train: it starts where the first stopped
-    continued = tiny_config(tmp_path / "second", epochs=3, init_from=str(tmp_path / "first"))
+    # Its third epoch at half the batch: the pairs trained on count each step at its own batch size.
+    continued = tiny_config(tmp_path / "second", epochs=3, init_from=str(tmp_path / "first"), batch_size=2)
     summary, model = trainer.run(continued)
     assert summary["step"] == 3 * first.steps_per_epoch
+    assert summary["patches_seen"] == 2 * first.steps_per_epoch * 4 + first.steps_per_epoch * 2
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 3 * first.steps_per_epoch
     assert {p.name: p.read_bytes() for p in (tmp_path / "first").iterdir() if p.is_file()} == before
     # The new folder's first checkpoint is the source's, optimizer included (Adam's iteration count

@@ -26,6 +26,8 @@ class Progress:
     """Where a run is; everything here is saved with each checkpoint."""
 
     step: int = 0                       # batches trained since the run began
+    patches_seen: int = None            # training pairs in those batches (None: not counted by
+                                        # the checkpoint resumed from, which predates the count)
     seconds: float = 0.0                # training time, across resumes
     last_epoch_seconds: float = 0.0     # how long the latest epoch took (the budget's forecast)
     budget_decay_step: int = None       # the global step from which the time budget decayed the rate
@@ -33,7 +35,7 @@ class Progress:
 
     def saved(self):
         return {"seconds": round(self.seconds, 3), "last_epoch_seconds": round(self.last_epoch_seconds, 3),
-                "budget_decay_step": self.budget_decay_step}
+                "budget_decay_step": self.budget_decay_step, "patches_seen": self.patches_seen}
 
 
 def finite_loss(logs):
@@ -55,22 +57,28 @@ def _sync_model_variables(model):
 
 
 class StepCounter(keras.callbacks.Callback):
-    """Keeps `progress.step` at the global step (first in the list: the others read it).
+    """Keeps `progress.step` at the global step (first in the list: the others read it), and
+    `progress.patches_seen` at the pairs trained on (a phase may change the batch size).
 
     `resume_step`: the step this process started at, within its first epoch
     when a run resumes mid-epoch (that fit covers only the rest of the epoch).
+    `batch_size`: the global batch of this process's steps.
     """
 
-    def __init__(self, progress, steps_per_epoch, resume_step):
+    def __init__(self, progress, steps_per_epoch, resume_step, batch_size):
         super().__init__()
         self.progress, self.steps_per_epoch, self.resume_step = progress, steps_per_epoch, resume_step
+        self.batch_size = batch_size
         self._first = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._first = max(epoch * self.steps_per_epoch, self.resume_step)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.progress.step = self._first + batch + 1
+        step = self._first + batch + 1
+        if self.progress.patches_seen is not None:
+            self.progress.patches_seen += (step - self.progress.step) * self.batch_size
+        self.progress.step = step
 
 
 class TimeBudget(keras.callbacks.Callback):

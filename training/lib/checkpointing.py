@@ -279,12 +279,12 @@ def seed_run(model_dir, source, keep_optimizer=False, keep_progress=True):
                 weights = io.BytesIO(archive.read("model.weights.h5"))
         except (OSError, KeyError, zipfile.BadZipFile) as error:
             raise ValueError(f"{source} is not a Keras model file ({error})") from None
-        state, extra = {"step": 0}, {"seeded_from": str(source)}
+        state, extra = {"step": 0}, {"seeded_from": str(source), "patches_seen": 0}
     elif source.name.endswith(".weights.h5"):
         if not source.is_file():
             raise ValueError(f"{source}: no such checkpoint file")
         weights, keep_optimizer = open(source, "rb"), False  # step 0 with a stale optimizer's step count would mislead
-        state, extra = {"step": 0}, {"seeded_from": str(source)}
+        state, extra = {"step": 0}, {"seeded_from": str(source), "patches_seen": 0}
     else:
         state = read_state(source)
         if state is None:
@@ -292,6 +292,8 @@ def seed_run(model_dir, source, keep_optimizer=False, keep_progress=True):
                              f"folder with a {STATE_FILE}")
         weights = open(source / state["weights"], "rb")
         extra = {key: state[key] for key in _PROGRESS_KEYS if key in state and keep_progress}
+        if "patches_seen" in state:  # goes with the step, which a run folder's seed keeps
+            extra["patches_seen"] = state["patches_seen"]
         extra["seeded_from"] = str(source / state["weights"])
     model_dir.mkdir(parents=True, exist_ok=True)
     name = checkpoint_name(state["step"])

@@ -120,7 +120,7 @@ def make_callbacks(config, run, source, val_images, clock):
     progress, chief = run.progress, run.distribution.is_chief
     nan_guard = cb.StopOnNaN(progress)
     callbacks = [
-        cb.StepCounter(progress, run.steps_per_epoch, run.start_step),
+        cb.StepCounter(progress, run.steps_per_epoch, run.start_step, config.batch_size),
         cb.CosineLearningRate(config, progress, run.steps_per_epoch) if config.lr_schedule == "cosine" else
         keras.callbacks.LearningRateScheduler(
             lambda epoch, _: config.learning_rate_at(epoch, run.steps_per_epoch, progress.budget_decay_step)),
@@ -265,6 +265,7 @@ def _run(config, flags_text, clock):
         if config.ema_momentum and _optimizer_steps(model):
             cb.swap_ema_weights(model)  # the checkpoint's model is the average; train on from the raw weights
         progress = cb.Progress(step=state["step"], seconds=float(state.get("seconds", 0.0)),
+                               patches_seen=state.get("patches_seen", None if state["step"] else 0),
                                last_epoch_seconds=float(state.get("last_epoch_seconds", 0.0)),
                                budget_decay_step=state.get("budget_decay_step"))
         run_state = _Run(dist, steps_per_epoch, progress.step, progress)
@@ -318,7 +319,7 @@ def _finish(config, model, run_state, callbacks, source):
     summary = {"backend": keras.backend.backend(), "step": progress.step,
                "epochs_done": progress.step // run_state.steps_per_epoch,
                "steps_per_epoch": run_state.steps_per_epoch,
-               "patches_seen": progress.step * config.batch_size, "seconds": round(progress.seconds, 1),
+               "patches_seen": progress.patches_seen, "seconds": round(progress.seconds, 1),
                "stopped_by_budget": progress.stopped_by_budget,
                "budget_decay_step": progress.budget_decay_step,
                "paper_pairs_per_pass": source.num_paper_pairs}
