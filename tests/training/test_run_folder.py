@@ -175,3 +175,31 @@ def test_sigterm_during_a_checkpoint_write_leaves_no_temporary_file(tmp_path):
     assert child.returncode == 143
     assert stderr.strip().splitlines()[-1] == "training.main: interrupted by SIGTERM; rerun to resume"
     assert not [p for p in model_dir.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_the_committed_run_folders_hold_the_checkpoint_their_state_names():
+    """Each phase flag file's --init_from, and each committed run folder, can start a run from a
+    fresh clone: a weights file that .gitignore keeps out unless force-added would leave the
+    next phase nothing to start from."""
+    import pathlib
+
+    from absl import flags as absl_flags
+
+    repo = helpers.REPO_ROOT
+    tracked = set(subprocess.run(["git", "ls-files", "checkpoints"], cwd=repo, capture_output=True, text=True,
+                                 check=True).stdout.split())
+    folders = sorted({pathlib.Path(path).parent for path in tracked})
+    assert folders, "no committed run folder"
+    for folder in folders:
+        state = checkpointing.read_state(repo / folder)
+        assert str(folder / state["weights"]) in tracked, f"{folder}: {state['weights']} is not committed"
+    for flag_file in sorted((repo / "training/flags").glob("*.flags")):
+        # absl's own flag-file reader, so that nested --flagfile lines are followed
+        argv = absl_flags.FlagValues().read_flags_from_files([f"--flagfile={flag_file}"], force_gnu=False)
+        init_from = [arg.split("=", 1)[1] for arg in argv if arg.startswith("--init_from=")]
+        for source in init_from[-1:]:
+            path = pathlib.Path(source)
+            if path.suffix in (".keras", ".h5"):
+                assert str(path) in tracked or (repo / path).is_file(), f"{flag_file.name}: {path} is missing"
+            else:
+                assert path.as_posix() in {str(folder) for folder in folders}, f"{flag_file.name}: {path}"
