@@ -279,12 +279,12 @@ def seed_run(model_dir, source, keep_optimizer=False, keep_progress=True):
                 weights = io.BytesIO(archive.read("model.weights.h5"))
         except (OSError, KeyError, zipfile.BadZipFile) as error:
             raise ValueError(f"{source} is not a Keras model file ({error})") from None
-        state, extra = {"step": 0}, {"seeded_from": str(source), "patches_seen": 0}
+        state, extra = {"step": 0}, {"seeded_from": str(source)}
     elif source.name.endswith(".weights.h5"):
         if not source.is_file():
             raise ValueError(f"{source}: no such checkpoint file")
         weights, keep_optimizer = open(source, "rb"), False  # step 0 with a stale optimizer's step count would mislead
-        state, extra = {"step": 0}, {"seeded_from": str(source), "patches_seen": 0}
+        state, extra = {"step": 0}, {"seeded_from": str(source)}
     else:
         state = read_state(source)
         if state is None:
