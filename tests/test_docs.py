@@ -57,8 +57,8 @@ OUTPUTS = (
     "savedmodels/cmsc.keras",              #   savedmodels/cmsc.keras,
     "savedmodels/cmsc_float16.tflite",     #   savedmodels/cmsc_float16.tflite
     "savedmodels/cmsc_dynamic_int8.tflite",  # savedmodels/cmsc_dynamic_int8.tflite
-    "savedmodels/cmsc_compact/6",          # the version that re-exporting into savedmodels/cmsc_compact adds
-    "checkpoints/cmsc_compact_phase8",     # training/flags/compact_phase8.flags: the next phase of the default model
+    "savedmodels/cmsc_compact/7",          # the version that re-exporting into savedmodels/cmsc_compact adds
+    "checkpoints/cmsc_compact_phase9",     # training/flags/compact_phase9.flags: the next phase of the default model
     "cmsc_tf/_savedmodels/",               # where `pip install .` puts the presets' files (setup.py)
 )
 OUTPUT_EXACT = {"savedmodels/cmsc"}

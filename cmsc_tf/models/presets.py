@@ -33,7 +33,7 @@ PRESETS = {
     "cmsc_compact": {
         "description": "Compact CMSC (2 stages of 2 modules, 32 features) trained on the 291 images "
                        "(docs/results.md); the default model. Also .keras and float16 .tflite.",
-        "saved_model": "cmsc_compact/5",
+        "saved_model": "cmsc_compact/6",
         "keras": "cmsc_compact.keras",
         "tflite": "cmsc_compact_float16.tflite",
         "tflite_dynamic_int8": "cmsc_compact_dynamic_int8.tflite",

@@ -67,3 +67,34 @@ def test_plot_labels_have_units(tmp_path):
     assert curves.plot({"A": a}, "loss", tmp_path / "r.png", log_y=True)["y"] == "loss"
     assert curves.axis_label(["val_gain_x2"], "set14") == "Set14 PSNR gain over bicubic (dB)"
     assert [curves.column_label(m) for m in ("val_psnr_x4", "loss")] == ["x4", "loss"]
+
+
+def test_stretch_means_average_the_reports_after_each_lower_bound_up_to_the_upper():
+    curve = [(100, 30.0), (200, 31.0), (300, 33.0), (400, 34.0), (500, 36.0)]
+    # (100, 300]: 31 and 33; (300, 500]: 34 and 36. The report at 100 opens no stretch.
+    assert curves.stretch_means(curve, [100, 300, 500]) == [32.0, 35.0]
+    assert curves.stretch_means(curve, [0, 500]) == [(30 + 31 + 33 + 34 + 36) / 5]
+    with pytest.raises(ValueError, match="no report point in the stretch of steps 500 to 600"):
+        curves.stretch_means(curve, [300, 500, 600])
+    with pytest.raises(ValueError, match="ascending"):
+        curves.stretch_means(curve, [300, 200])
+
+
+def test_command_prints_stretch_means_and_refuses_bad_bounds(tmp_path):
+    import subprocess
+    import sys
+
+    from tests import training_helpers as helpers
+
+    run = make_run(tmp_path / "run", 10, [33.0, 34.0, 35.0, 37.0])
+
+    def plot(stretches):
+        return subprocess.run([sys.executable, "-m", "training.plot_curves", f"--runs=A={run}",
+                               f"--stretches={stretches}", f"--out={tmp_path / 'c.png'}"], cwd=helpers.REPO_ROOT,
+                              env=helpers.python_env(), capture_output=True, text=True, timeout=120)
+
+    done = plot("0,20,40")
+    assert done.returncode == 0, done.stderr
+    assert "| A | 33.500 | 36.000 |" in done.stdout
+    bad = plot("20,10")
+    assert bad.returncode != 0 and "--stretches: stretch bounds must be two or more ascending steps" in bad.stderr

@@ -61,6 +61,26 @@ def read_curve(model_dir, metric, x="step"):
     return [(float(row[x]) if x != "step" else int(row[x]), float(row[metric])) for row in rows]
 
 
+def stretch_means(curve, bounds):
+    """Mean value of `curve` ([(step, value)]) over each stretch between
+    consecutive `bounds` (ascending steps): the points with bounds[i] < step
+    <= bounds[i + 1], the report after a stretch's last step included.
+
+    A run at a constant rate is judged by such means rather than by single
+    noisy validations (docs/results.md, the compact model's phases).
+    """
+    bounds = [int(b) for b in bounds]
+    if len(bounds) < 2 or any(b >= c for b, c in zip(bounds, bounds[1:])):
+        raise ValueError(f"stretch bounds must be two or more ascending steps, got {bounds}")
+    means = []
+    for low, high in zip(bounds, bounds[1:]):
+        values = [value for step, value in curve if low < step <= high]
+        if not values:
+            raise ValueError(f"no report point in the stretch of steps {low} to {high}")
+        means.append(sum(values) / len(values))
+    return means
+
+
 # Display names of validation sets (config.json's val_set) for axis labels.
 SET_NAMES = {"set5": "Set5", "set14": "Set14", "bsd100": "BSD100", "urban100": "Urban100",
              "sunhays80": "SunHays80 crops", "skimage": "skimage test photos", "skimage_test": "skimage test photos"}
