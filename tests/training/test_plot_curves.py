@@ -35,12 +35,18 @@ def test_plot_writes_a_png_and_errors_are_clear(tmp_path):
         curves.read_curve(tmp_path, "val_psnr_x2")
 
 
-def test_command_draws_several_columns_and_names_a_missing_one(tmp_path):
+def plot_command(run, out, *args):
+    """Runs `python -m training.plot_curves` on the run folder `run`, drawing to `out`."""
     import subprocess
     import sys
 
     from tests import training_helpers as helpers
 
+    return subprocess.run([sys.executable, "-m", "training.plot_curves", f"--runs=A={run}", f"--out={out}", *args],
+                          cwd=helpers.REPO_ROOT, env=helpers.python_env(), capture_output=True, text=True, timeout=120)
+
+
+def test_command_draws_several_columns_and_names_a_missing_one(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"steps_per_epoch": 10}))
@@ -48,9 +54,7 @@ def test_command_draws_several_columns_and_names_a_missing_one(tmp_path):
     out = tmp_path / "c.png"
 
     def plot(metric):
-        return subprocess.run([sys.executable, "-m", "training.plot_curves", f"--runs=A={run}",
-                               f"--metric={metric}", f"--out={out}"], cwd=helpers.REPO_ROOT,
-                              env=helpers.python_env(), capture_output=True, text=True, timeout=120)
+        return plot_command(run, out, f"--metric={metric}")
 
     done = plot("val_psnr_x2,val_psnr_x3")
     assert done.returncode == 0, done.stderr
@@ -81,17 +85,10 @@ def test_stretch_means_average_the_reports_after_each_lower_bound_up_to_the_uppe
 
 
 def test_command_prints_stretch_means_and_refuses_bad_bounds(tmp_path):
-    import subprocess
-    import sys
-
-    from tests import training_helpers as helpers
-
     run = make_run(tmp_path / "run", 10, [33.0, 34.0, 35.0, 37.0])
 
     def plot(stretches):
-        return subprocess.run([sys.executable, "-m", "training.plot_curves", f"--runs=A={run}",
-                               f"--stretches={stretches}", f"--out={tmp_path / 'c.png'}"], cwd=helpers.REPO_ROOT,
-                              env=helpers.python_env(), capture_output=True, text=True, timeout=120)
+        return plot_command(run, tmp_path / "c.png", f"--stretches={stretches}")
 
     done = plot("0,20,40")
     assert done.returncode == 0, done.stderr
